@@ -1,0 +1,113 @@
+/**
+ * The messages of the agent protocol (docs/reference/agent-protocol.md, version 1) as zod schemas:
+ * the commands the service sends into a kernel and what the agent answers, plus the records the
+ * agent posts over HTTP (`Cell`, `RestoreReport`).
+ *
+ * Objects are parsed loosely (unknown fields are kept): a manifest goes back to an agent verbatim
+ * at restore, so nothing a newer agent adds may be lost on the way through the service.
+ */
+import { z } from 'zod';
+
+/** The protocol version this client speaks. */
+export const AGENT_PROTOCOL_VERSION = 1;
+
+/** Where checkpoint blobs are written to or read from. */
+export const targetSchema = z.discriminatedUnion('kind', [
+  z.looseObject({ kind: z.literal('http'), url: z.string().min(1), grant: z.string().min(1) }),
+  z.looseObject({ kind: z.literal('dir'), path: z.string().min(1) }),
+]);
+export type Target = z.infer<typeof targetSchema>;
+
+/** One executed cell, as the agent records it. */
+export const cellSchema = z.looseObject({
+  seq: z.number().int().nonnegative(),
+  execution_count: z.number().int().nullable(),
+  code: z.string(),
+  started_at: z.string(),
+  duration_s: z.number().nonnegative(),
+  status: z.enum(['ok', 'error']),
+  error: z.looseObject({ ename: z.string(), evalue: z.string() }).nullable(),
+  created: z.array(z.string()),
+  deleted: z.array(z.string()),
+  rebound: z.array(z.string()),
+});
+export type Cell = z.infer<typeof cellSchema>;
+
+/** One serialized group of variables that share objects (one blob). */
+export const manifestGroupSchema = z.looseObject({
+  key: z.string().regex(/^[a-z0-9-]{1,64}$/),
+  names: z.array(z.string()).min(1),
+  serializer: z.enum(['pickle', 'dill']),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ManifestGroup = z.infer<typeof manifestGroupSchema>;
+
+/** What a checkpoint saved and how each variable comes back. */
+export const manifestSchema = z.looseObject({
+  checkpoint_id: z.string().min(1),
+  protocol: z.number().int(),
+  execution_count: z.number().int().nonnegative(),
+  groups: z.array(manifestGroupSchema),
+  imports: z.array(z.looseObject({ name: z.string(), module: z.string() })),
+  recompute: z.array(z.looseObject({ name: z.string(), type: z.string(), reason: z.string() })),
+  variables: z.array(
+    z.looseObject({ name: z.string(), type: z.string(), how: z.enum(['stored', 'import', 'recompute']) }),
+  ),
+  timings: z.looseObject({ serialize_s: z.number(), upload_s: z.number() }),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** How each variable came back after a restore. */
+export const restoreReportSchema = z.looseObject({
+  checkpoint_id: z.string().min(1),
+  duration_s: z.number().nonnegative(),
+  execution_count: z.number().int().nonnegative(),
+  variables: z.array(
+    z.looseObject({
+      name: z.string(),
+      status: z.enum(['stored', 'recomputed', 'imported', 'failed']),
+      error: z.string().optional(),
+    }),
+  ),
+});
+export type RestoreReport = z.infer<typeof restoreReportSchema>;
+
+/** Fingerprints of every user variable and which names are bound to the same object. */
+export const descriptionSchema = z.looseObject({
+  variables: z.array(z.looseObject({ name: z.string(), type: z.string(), fingerprint: z.string().nullable() })),
+  aliases: z.array(z.array(z.string())),
+});
+export type Description = z.infer<typeof descriptionSchema>;
+
+/** Answer to `status`. */
+export const agentStatusSchema = z.looseObject({
+  protocol: z.number().int(),
+  agent_version: z.string(),
+  run_id: z.string().nullable(),
+  kernel_id: z.string().nullable(),
+  cells_recorded: z.number().int().nonnegative(),
+  records_pending: z.number().int().nonnegative(),
+});
+export type AgentStatus = z.infer<typeof agentStatusSchema>;
+
+/** Answer to `flush`. */
+export const flushResultSchema = z.looseObject({ records_pending: z.number().int().nonnegative() });
+export type FlushResult = z.infer<typeof flushResultSchema>;
+
+/** Answer to `history`. */
+export const historySchema = z.looseObject({ cells: z.array(cellSchema) });
+
+/** Answer of a command that failed inside the agent (it answers instead of raising). */
+export const agentErrorSchema = z.looseObject({
+  error: z.looseObject({ type: z.string(), message: z.string() }),
+});
+
+/** A command the service sends to the agent. */
+export type AgentRequest =
+  | { op: 'status' }
+  | { op: 'flush'; timeout_s: number }
+  | { op: 'history' }
+  | { op: 'checkpoint'; checkpoint_id: string; target: Target }
+  | { op: 'restore'; manifest: Manifest; cells: Cell[]; source: Target }
+  | { op: 'describe' };

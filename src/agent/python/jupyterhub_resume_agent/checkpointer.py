@@ -1,0 +1,124 @@
+"""The ``checkpoint`` command: classify the user's variables, group, serialize, write the blobs."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+from .array_views import view_roots
+from .blob_format import blob_parts
+from .object_links import LinkFilter, group_names
+from .protocol import PROTOCOL_VERSION
+from .serializer import NotSerializable, Pickled, dump
+from .user_namespace import type_name, user_variables
+
+
+def _module_import(value: types.ModuleType) -> str | None:
+    name = getattr(value, "__name__", None)
+    if isinstance(name, str) and sys.modules.get(name) is value:
+        return name
+    return None
+
+
+def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] | None = None) -> dict:
+    """Saves the user's variables to ``target`` and describes how each comes back.
+
+    Modules become ``imports``. Everything else is pickled variable by variable (protocol 5,
+    out-of-band buffers; dill where pickle cannot), then grouped by shared objects (union-find
+    over memo ids), and each group is written as one blob holding one pickle of a dict, so
+    ``b is a`` survives. A variable alone in its group reuses its first pickle. A variable that
+    cannot be serialized, and every variable it shares objects with, is listed in ``recompute``.
+
+    :param shell: the IPython shell.
+    :param checkpoint_id: echoed in the manifest.
+    :param target: a ``DirTarget`` or ``HttpTarget``.
+    :param planned_recompute: names the service's plan rebuilds from history instead of storing
+        (their groups are recomputed with them).
+    :returns: the Manifest.
+    :raises AgentError: when a blob cannot be written (the checkpoint is then unusable).
+    """
+    t_start = time.perf_counter()
+    planned = set(planned_recompute or ())
+    variables = user_variables(shell)
+    imports: list[dict] = []
+    recompute: dict[str, str] = {}
+    how: dict[str, str] = {}
+    candidates: dict[str, object] = {}
+    for name, value in variables.items():
+        if isinstance(value, types.ModuleType):
+            module = _module_import(value)
+            if module is not None:
+                imports.append({"name": name, "module": module})
+                how[name] = "import"
+            else:
+                recompute[name] = "a module that cannot be imported by name"
+            continue
+        candidates[name] = value
+
+    roots = view_roots(candidates.values())
+    link_filter = LinkFilter(shell.user_ns)
+    pickled: dict[str, Pickled] = {}
+    links: dict[str, set[int]] = {}
+    for name, value in candidates.items():
+        try:
+            result = dump({name: value}, roots)
+            pickled[name] = result
+            links[name] = link_filter.linking_ids(result.memo_objects, value)
+        except NotSerializable as error:
+            recompute[name] = str(error)
+            links[name] = link_filter.linking_ids(error.memo_objects, value)
+    for name in planned:
+        if name in candidates and name not in recompute:
+            recompute[name] = "the checkpoint plan rebuilds it from history"
+
+    groups: list[dict] = []
+    serialize_s = time.perf_counter() - t_start
+    upload_s = 0.0
+    for members in group_names(list(candidates), links):
+        blocked = [name for name in members if name in recompute]
+        if blocked:
+            for name in members:
+                if name not in recompute:
+                    recompute[name] = f"shares objects with {blocked[0]!r}, which is rebuilt from history"
+            continue
+        t_serialize = time.perf_counter()
+        if len(members) == 1:
+            result = pickled[members[0]]
+        else:
+            prefer = "dill" if any(pickled[name].serializer == "dill" for name in members) else "pickle"
+            try:
+                result = dump({name: candidates[name] for name in members}, roots, prefer)
+            except NotSerializable as error:
+                for name in members:
+                    recompute[name] = f"its group cannot be serialized together: {error}"
+                continue
+        parts, total = blob_parts(result.serializer, result.data, result.buffers)
+        t_write = time.perf_counter()
+        serialize_s += t_write - t_serialize
+        key = f"g{len(groups)}"
+        nbytes, sha256 = target.write(key, parts, total)
+        upload_s += time.perf_counter() - t_write
+        groups.append(
+            {"key": key, "names": list(members), "serializer": result.serializer, "bytes": nbytes, "sha256": sha256}
+        )
+        for name in members:
+            how[name] = "stored"
+            pickled.pop(name, None)  # free what is written as soon as possible
+
+    for name in recompute:
+        how[name] = "recompute"
+    order = {name: index for index, name in enumerate(variables)}
+    return {
+        "checkpoint_id": checkpoint_id,
+        "protocol": PROTOCOL_VERSION,
+        "execution_count": int(shell.execution_count),
+        "groups": groups,
+        "imports": imports,
+        "recompute": [
+            {"name": name, "type": type_name(variables[name]), "reason": reason}
+            for name, reason in sorted(recompute.items(), key=lambda item: order[item[0]])
+        ],
+        "variables": [{"name": name, "type": type_name(value), "how": how[name]} for name, value in variables.items()],
+        "timings": {"serialize_s": round(serialize_s, 6), "upload_s": round(upload_s, 6)},
+    }

@@ -1,0 +1,149 @@
+"""Which objects reachable from two variables make those variables one group.
+
+After a variable is pickled, the pickler's memo holds every object it memoized (Kishu's trick:
+pickle's own notion of reachability). Two variables whose memos share an object must be
+pickled together, or ``b is a`` and shared sub-objects come back as copies. Not every shared
+object counts: immutable atoms, classes, modules, functions from outside ``__main__`` and
+library-owned singletons (numpy dtypes, enum members, class attributes like pandas'
+``_metadata`` list) are shared by unrelated values all the time and would glue everything into
+one group.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import decimal
+import enum
+import fractions
+import numbers
+import sys
+import types
+
+_ATOM_TYPES = frozenset(
+    {
+        str, bytes, int, float, complex, bool, type(None), range, slice, type(Ellipsis),
+        type(NotImplemented), types.CodeType, datetime.date, datetime.datetime, datetime.time,
+        datetime.timedelta, datetime.timezone, decimal.Decimal, fractions.Fraction,
+    }
+)
+_NEVER_MAIN_CALLABLES = (
+    types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
+    types.MethodDescriptorType, types.ClassMethodDescriptorType, types.GetSetDescriptorType,
+    types.MemberDescriptorType, types.ModuleType,
+)
+_IMMUTABLE_BASES = (numbers.Number, datetime.date, datetime.time, datetime.timedelta, datetime.tzinfo, enum.Enum)
+_CYTHON_FUNCTIONS = frozenset({"cython_function_or_method", "fused_cython_function"})
+
+
+class LinkFilter:
+    """Decides which memoized objects link variables; caches per-type facts for one checkpoint.
+
+    :param namespace: the user namespace (its own dict appears in dill memos by reference).
+    """
+
+    def __init__(self, namespace: dict) -> None:
+        self._skip_ids = {id(namespace), id(builtins.__dict__)}
+        self._type_verdict: dict[type, bool] = {}
+        self._class_owned: set[int] = set()
+        self._seen_types: set[type] = set()
+        self._library_singleton_types = self._library_types()
+
+    @staticmethod
+    def _library_types() -> tuple[type, ...]:
+        kinds: list[type] = []
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            kinds.append(numpy.dtype)
+        pandas_dtypes = sys.modules.get("pandas.core.dtypes.base")
+        if pandas_dtypes is not None and hasattr(pandas_dtypes, "ExtensionDtype"):
+            kinds.append(pandas_dtypes.ExtensionDtype)
+        return tuple(kinds)
+
+    def _links_by_type(self, kind: type) -> bool:
+        verdict = self._type_verdict.get(kind)
+        if verdict is None:
+            verdict = not (
+                kind in _ATOM_TYPES
+                or issubclass(kind, _IMMUTABLE_BASES)
+                or issubclass(kind, _NEVER_MAIN_CALLABLES)
+                or kind.__name__ in _CYTHON_FUNCTIONS
+                or (self._library_singleton_types and issubclass(kind, self._library_singleton_types))
+            )
+            self._type_verdict[kind] = verdict
+        return verdict
+
+    def _note_class_attributes(self, kind: type) -> None:
+        # Values stored on classes (``DataFrame._metadata = []``) are reached from every instance.
+        if kind in self._seen_types:
+            return
+        self._seen_types.add(kind)
+        for klass in getattr(kind, "__mro__", ()):
+            if klass.__module__ == "__main__":
+                continue  # a user class links its instances anyway (the class itself is in the memo)
+            try:
+                self._class_owned.update(id(value) for value in vars(klass).values())
+            except TypeError:
+                continue
+
+    def linking_ids(self, memo_objects, top: object) -> set[int]:
+        """The ids through which a variable can share state with others.
+
+        :param memo_objects: the objects in the variable's pickler memo.
+        :param top: the variable's value: its own identity always links (``b = a``).
+        """
+        linked = {id(top)}
+        candidates = []
+        for obj in memo_objects:
+            kind = type(obj)
+            if kind is type or isinstance(obj, type):
+                if getattr(obj, "__module__", None) == "__main__":
+                    linked.add(id(obj))
+                continue
+            if kind is types.FunctionType:
+                if getattr(obj, "__module__", None) == "__main__":
+                    linked.add(id(obj))
+                continue
+            if not self._links_by_type(kind):
+                continue
+            self._note_class_attributes(kind)
+            candidates.append(obj)
+        for obj in candidates:
+            ident = id(obj)
+            if ident not in self._skip_ids and ident not in self._class_owned:
+                linked.add(ident)
+        return linked
+
+
+def group_names(names: list[str], link_ids: dict[str, set[int]]) -> list[list[str]]:
+    """Union-find over variables that share a linking id.
+
+    :param names: variables in namespace order.
+    :param link_ids: each variable's linking ids.
+    :returns: groups in order of their first member, members in namespace order.
+    """
+    parent = {name: name for name in names}
+    position = {name: index for index, name in enumerate(names)}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    owner: dict[int, str] = {}
+    for name in names:
+        for ident in link_ids.get(name, ()):
+            other = owner.setdefault(ident, name)
+            if other != name:
+                root_a, root_b = find(name), find(other)
+                if root_a != root_b:
+                    # The earlier variable's root wins, so group order follows the namespace.
+                    if position[root_a] < position[root_b]:
+                        parent[root_b] = root_a
+                    else:
+                        parent[root_a] = root_b
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(find(name), []).append(name)
+    return list(groups.values())

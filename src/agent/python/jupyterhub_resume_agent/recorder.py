@@ -1,0 +1,134 @@
+"""Records every cell the user runs: code, timing, outcome and which names it bound or removed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from .identity import utc_timestamp
+from .user_namespace import user_bindings
+
+
+class Recorder:
+    """Hooks IPython's ``pre_run_cell``/``post_run_cell`` and turns each cell into a Cell record.
+
+    Created, deleted and rebound names come from comparing ``id()`` of every user binding before
+    and after the cell: one dict comprehension over the namespace per hook, no deep walks, so the
+    cost stays in the tens of microseconds for a few hundred names. In-place changes are not
+    seen (and need not be: a restore re-runs every cell after the first one it needs).
+
+    Silent executes (the service's commands) fire no hooks and are never recorded. A cell that
+    runs ``get_ipython().run_cell(...)`` is recorded once, as the outer cell: re-running it
+    re-runs the inner one.
+
+    :param shell: the IPython shell.
+    :param on_record: called with each finished record (e.g. to queue it for upload).
+    :param before_cell: called first thing in ``pre_run_cell`` (e.g. to print a restore summary).
+    """
+
+    def __init__(
+        self,
+        shell,
+        on_record: Callable[[dict], None] | None = None,
+        before_cell: Callable[[], None] | None = None,
+    ) -> None:
+        self.shell = shell
+        self._on_record = on_record
+        self._before_cell = before_cell
+        self._lock = threading.Lock()
+        self._records: list[dict] = []
+        self._depth = 0
+        self._before: dict[str, int] = {}
+        self._code = ""
+        self._started_at = ""
+        self._t0 = 0.0
+        #: Seconds spent inside the two hooks for the last cell (agent overhead, not the cell's).
+        self.last_hook_s = 0.0
+        self._registered = False
+
+    def register(self) -> None:
+        """Starts recording (idempotent)."""
+        if not self._registered:
+            self.shell.events.register("pre_run_cell", self.pre_run_cell)
+            self.shell.events.register("post_run_cell", self.post_run_cell)
+            self._registered = True
+
+    def unregister(self) -> None:
+        """Stops recording (idempotent)."""
+        if self._registered:
+            self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
+            self.shell.events.unregister("post_run_cell", self.post_run_cell)
+            self._registered = False
+
+    @property
+    def records(self) -> list[dict]:
+        """A copy of every record so far, in order."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def count(self) -> int:
+        """How many cells were recorded."""
+        with self._lock:
+            return len(self._records)
+
+    def pre_run_cell(self, info) -> None:
+        """IPython hook: remembers the namespace and the start time."""
+        hook_t0 = time.perf_counter()
+        self._depth += 1
+        if self._depth > 1:
+            return
+        if self._before_cell is not None:
+            try:
+                self._before_cell()
+            except Exception:  # a summary that fails to print must not break the user's cell
+                pass
+        self._code = getattr(info, "raw_cell", "") or ""
+        self._before = user_bindings(self.shell)
+        self._started_at = utc_timestamp()
+        self._t0 = time.perf_counter()
+        self._pre_hook_s = self._t0 - hook_t0
+
+    def post_run_cell(self, result) -> None:
+        """IPython hook: diffs the namespace and emits the cell's record."""
+        t_end = time.perf_counter()
+        if self._depth == 0:  # loaded in the middle of a cell: nothing was remembered
+            return
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        after = user_bindings(self.shell)
+        before = self._before
+        self._before = {}
+        created = [name for name in after if name not in before]
+        deleted = [name for name in before if name not in after]
+        rebound = [name for name, ident in after.items() if name in before and before[name] != ident]
+        error = getattr(result, "error_before_exec", None) or getattr(result, "error_in_exec", None)
+        with self._lock:
+            seq = len(self._records) + 1
+            record = {
+                "seq": seq,
+                "execution_count": getattr(result, "execution_count", None),
+                "code": self._code,
+                "started_at": self._started_at,
+                "duration_s": round(t_end - self._t0, 6),
+                "status": "error" if error is not None else "ok",
+                "error": None if error is None else _error_fields(error),
+                "created": created,
+                "deleted": deleted,
+                "rebound": rebound,
+            }
+            self._records.append(record)
+        self.last_hook_s = self._pre_hook_s + (time.perf_counter() - t_end)
+        if self._on_record is not None:
+            self._on_record(record)
+
+
+def _error_fields(error: BaseException) -> dict:
+    """``{"ename", "evalue"}`` of an exception whose ``__str__`` may itself fail."""
+    try:
+        evalue = str(error)
+    except Exception:
+        evalue = f"<unprintable {type(error).__name__}>"
+    return {"ename": type(error).__name__, "evalue": evalue}

@@ -1,0 +1,126 @@
+import { performance } from 'node:perf_hooks';
+import type { AgentClient } from '../agent/agent-client.js';
+import { ResumeError, isResumeError } from '../errors.js';
+import { toCellRecord } from '../history/cell-record.js';
+import type { Logger } from '../log.js';
+import type {
+  BlobStore,
+  Checkpoint,
+  CheckpointStore,
+  CheckpointTrigger,
+  KernelRun,
+  KernelSession,
+} from '../store/checkpoint-store.js';
+import type { BlobGrants } from '../web/auth/blob-grants.js';
+import type { ServiceMetrics } from '../web/service-metrics.js';
+
+export type CheckpointRunnerOptions = {
+  store: CheckpointStore;
+  blobs: BlobStore;
+  grants: BlobGrants;
+  /** Service root as user servers reach it (with trailing slash): blob URLs are built on it. */
+  agentUrl: string;
+  timeoutMs: number;
+  metrics: ServiceMetrics;
+  logger: Logger;
+};
+
+/**
+ * Takes one checkpoint of one kernel: record → tell the agent to write its groups under a grant
+ * → check every blob → commit, all or nothing.
+ *
+ * #### Notes
+ * The checkpoint row exists from the start (state `writing`) so blobs have somewhere to belong,
+ * but nothing reads a checkpoint before the commit transaction has verified every blob against the
+ * manifest; a failure at any step marks it `failed` and removes its blobs, and the session's last
+ * complete checkpoint stays exactly as it was (DESIGN invariant 1).
+ */
+export class CheckpointRunner {
+  private readonly o: CheckpointRunnerOptions;
+
+  constructor(options: CheckpointRunnerOptions) {
+    this.o = options;
+  }
+
+  /**
+   * @param target the session and kernel run to save.
+   * @param agent a client for that kernel's agent.
+   * @param trigger why: a `cull` checkpoint becomes the session's pending restore.
+   * @throws ResumeError RESUME_ERR_CHECKPOINT_FAILED (with the cause) when any step fails.
+   */
+  async checkpoint(
+    target: { session: KernelSession; run: KernelRun },
+    agent: AgentClient,
+    trigger: CheckpointTrigger,
+  ): Promise<Checkpoint> {
+    const { store, blobs, grants, metrics, logger } = this.o;
+    const { session, run } = target;
+    const started = performance.now();
+    const checkpoint = await store.createCheckpoint({ sessionId: session.id, runId: run.id, trigger });
+    const context = {
+      user: session.user,
+      server: session.server,
+      kernelId: run.kernelId,
+      runId: run.id,
+      checkpointId: checkpoint.id,
+    };
+    logger.info({ ...context, notebook: session.notebookPath, trigger }, 'checkpoint started');
+    try {
+      const grant = grants.issue({ user: session.user, runId: run.id, checkpointId: checkpoint.id, action: 'upload' });
+      const manifest = await agent.checkpoint(
+        checkpoint.id,
+        { kind: 'http', url: `${this.o.agentUrl}api/agent/checkpoints/${checkpoint.id}/blobs/`, grant },
+        { timeoutMs: this.o.timeoutMs },
+      );
+      if (manifest.checkpoint_id !== checkpoint.id) {
+        throw new ResumeError(
+          'RESUME_ERR_AGENT_PROTOCOL_MISMATCH',
+          `The agent answered for checkpoint ${manifest.checkpoint_id}, not ${checkpoint.id}.`,
+          { status: 502, context },
+        );
+      }
+      // The agent's own history is complete by construction (it includes the cells of the checkpoint
+      // it was restored from), whereas records posted in the background may still be in flight.
+      const cells = (await agent.history()).map(toCellRecord);
+      const committed = await store.commitCheckpoint({
+        checkpointId: checkpoint.id,
+        manifest,
+        cells,
+        blobs: manifest.groups.map((g) => ({ key: g.key, bytes: g.bytes, sha256: g.sha256 })),
+        restoreOnNextStart: trigger === 'cull',
+      });
+      const seconds = (performance.now() - started) / 1000;
+      metrics.checkpoints.inc({ trigger, status: 'complete' });
+      metrics.checkpointDuration.observe(seconds);
+      logger.info(
+        {
+          ...context,
+          seconds: Number(seconds.toFixed(3)),
+          bytes: committed.bytesStored,
+          stored: manifest.variables.filter((v) => v.how === 'stored').length,
+          imported: manifest.imports.length,
+          recompute: manifest.recompute.map((r) => r.name),
+        },
+        'checkpoint complete',
+      );
+      return committed;
+    } catch (e) {
+      metrics.checkpoints.inc({ trigger, status: 'failed' });
+      const reason = e instanceof Error ? e.message : String(e);
+      // Best effort: if the store itself is down these fail too, and the checkpoint simply stays
+      // `writing` — never visible, and removed by garbage collection later.
+      await store.failCheckpoint(checkpoint.id, reason).catch((err: unknown) => {
+        logger.warn({ ...context, err: String(err) }, 'could not mark the checkpoint failed');
+      });
+      await blobs.deleteCheckpointBlobs(checkpoint.id).catch((err: unknown) => {
+        logger.warn({ ...context, err: String(err) }, 'could not remove the blobs of a failed checkpoint');
+      });
+      throw new ResumeError('RESUME_ERR_CHECKPOINT_FAILED', `Checkpoint of ${session.notebookPath} failed: ${reason}`, {
+        status: isResumeError(e) ? e.status : 500,
+        hint: isResumeError(e) ? e.hint : 'See the service log for the cause.',
+        context,
+        cause: e,
+      });
+    }
+  }
+}

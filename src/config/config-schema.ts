@@ -1,0 +1,153 @@
+import { z } from 'zod';
+
+/**
+ * Every setting of the service, with its environment variable, default and meaning.
+ *
+ * One name per setting end to end: the field here, `RESUME_*` in the environment (or the
+ * `JUPYTERHUB_*` variable exactly as the hub hands it to a service), and a `--kebab-case` CLI flag.
+ * docs/reference/configuration.md is written from this table.
+ */
+export type SettingSpec = {
+  env: string;
+  flag: string;
+  description: string;
+  secret?: boolean;
+};
+
+export const SETTINGS = {
+  hubApiUrl: {
+    env: 'JUPYTERHUB_API_URL',
+    flag: '--hub-api-url',
+    description: "The hub's REST API, e.g. http://127.0.0.1:8081/hub/api. Set by the hub for managed services.",
+  },
+  hubApiToken: {
+    env: 'JUPYTERHUB_API_TOKEN',
+    flag: '--hub-api-token',
+    description: "The service's own hub token (the `api_token` of the service in the hub config).",
+    secret: true,
+  },
+  serviceName: {
+    env: 'JUPYTERHUB_SERVICE_NAME',
+    flag: '--service-name',
+    description: 'The name the service is registered under in the hub.',
+  },
+  servicePrefix: {
+    env: 'JUPYTERHUB_SERVICE_PREFIX',
+    flag: '--service-prefix',
+    description: 'URL prefix the proxy routes to the service (with trailing slash), e.g. /services/resume/.',
+  },
+  serviceUrl: {
+    env: 'JUPYTERHUB_SERVICE_URL',
+    flag: '--service-url',
+    description: 'Where the service listens, e.g. http://127.0.0.1:10101 (the `url` of the service in the hub config).',
+  },
+  agentUrl: {
+    env: 'RESUME_AGENT_URL',
+    flag: '--agent-url',
+    description:
+      'The service root as user servers reach it, with trailing slash. Default: the service URL plus the prefix.',
+  },
+  hubPublicUrl: {
+    env: 'RESUME_HUB_PUBLIC_URL',
+    flag: '--hub-public-url',
+    description:
+      "The proxy's URL, e.g. http://127.0.0.1:8000. Used to reach a user server whose kernels never registered (no direct URL known).",
+  },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    flag: '--database-url',
+    description: 'Postgres connection URL for history, checkpoints and blobs.',
+    secret: true,
+  },
+  cullEnabled: {
+    env: 'RESUME_CULL_ENABLED',
+    flag: '--cull-enabled',
+    description: 'Whether the service culls idle servers (checkpointing them first).',
+  },
+  cullTimeoutS: {
+    env: 'RESUME_CULL_TIMEOUT',
+    flag: '--cull-timeout',
+    description: 'Seconds a server must be idle before it is checkpointed and stopped.',
+  },
+  cullEveryS: {
+    env: 'RESUME_CULL_EVERY',
+    flag: '--cull-every',
+    description: 'Seconds between two culling rounds. Default: a quarter of the timeout, at most 300.',
+  },
+  cullOnCheckpointFailure: {
+    env: 'RESUME_CULL_ON_CHECKPOINT_FAILURE',
+    flag: '--cull-on-checkpoint-failure',
+    description: 'Stop an idle server even when its checkpoint failed (its variables are then lost).',
+  },
+  checkpointTimeoutS: {
+    env: 'RESUME_CHECKPOINT_TIMEOUT',
+    flag: '--checkpoint-timeout',
+    description: 'Seconds one kernel checkpoint may take before it is abandoned (the server is then kept).',
+  },
+  grantSecret: {
+    env: 'RESUME_GRANT_SECRET',
+    flag: '--grant-secret',
+    description:
+      'Key that signs blob grants (JWT, HS256). Default: a random key per process (grants then die with it).',
+    secret: true,
+  },
+  grantTtlS: {
+    env: 'RESUME_GRANT_TTL',
+    flag: '--grant-ttl',
+    description: 'Seconds a blob upload or download grant stays valid.',
+  },
+  logLevel: {
+    env: 'RESUME_LOG_LEVEL',
+    flag: '--log-level',
+    description: 'fatal, error, warn, info, debug, trace or silent.',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+const url = (what: string) =>
+  z.url({ message: `must be an absolute URL (${what})` }).transform((u) => u.replace(/\/+$/, ''));
+const seconds = z.coerce.number({ message: 'must be a number of seconds' }).positive('must be greater than 0');
+const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) =>
+  typeof v === 'boolean' ? v : ['true', '1', 'yes'].includes(v),
+);
+
+/** The schema raw settings (strings from env/flags) are validated and coerced with. */
+export const configSchema = z
+  .object({
+    hubApiUrl: url('e.g. http://127.0.0.1:8081/hub/api'),
+    hubApiToken: z.string().min(8, 'must be the service token the hub knows (at least 8 characters)'),
+    serviceName: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, - and _ only').default('resume'),
+    servicePrefix: z
+      .string()
+      .regex(/^\/(.*\/)?$/, 'must start and end with "/", e.g. /services/resume/')
+      .default('/services/resume/'),
+    serviceUrl: url('e.g. http://127.0.0.1:10101').default('http://127.0.0.1:10101'),
+    agentUrl: z.url({ message: 'must be an absolute URL' }).optional(),
+    hubPublicUrl: url('e.g. http://127.0.0.1:8000').optional(),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/resume'),
+    cullEnabled: flag.default(true),
+    cullTimeoutS: seconds.default(3600),
+    cullEveryS: seconds.optional(),
+    cullOnCheckpointFailure: flag.default(false),
+    checkpointTimeoutS: seconds.default(600),
+    grantSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+    grantTtlS: seconds.default(900),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+type Parsed = z.output<typeof configSchema>;
+
+/** The validated, frozen configuration every component receives. */
+export type Config = Readonly<
+  Omit<Parsed, 'agentUrl' | 'cullEveryS'> & {
+    /** Service root as user servers reach it, always with a trailing slash. */
+    agentUrl: string;
+    cullEveryS: number;
+    /** Host and port to listen on, from `serviceUrl`. */
+    listen: { host: string; port: number };
+  }
+>;

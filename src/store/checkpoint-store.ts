@@ -1,0 +1,141 @@
+/**
+ * Persistence of kernel sessions, their runs, the cells they executed and their checkpoints.
+ *
+ * Vocabulary:
+ * - a *kernel session* is what a user thinks of as "my notebook's kernel": one (user, server name,
+ *   notebook path, kernel name). It outlives kernels, servers and nodes.
+ * - a *kernel run* is one kernel process of a session (a new one after every restart or respawn),
+ *   registered by the agent when it loads.
+ * - a *cell record* is one cell the user executed in a run, in order (`seq`).
+ * - a *checkpoint* saves a run's variables: its blobs are written while it is `writing`; it becomes
+ *   `complete` (visible) only in the transaction that verified every blob (DESIGN invariant 1).
+ */
+import type { Readable } from 'node:stream';
+
+export type CheckpointState = 'writing' | 'complete' | 'failed';
+export type CheckpointTrigger = 'cull' | 'manual' | 'verify';
+/** What happens to a complete checkpoint at the session's next kernel start. */
+export type RestoreState = 'none' | 'pending' | 'claimed' | 'restored' | 'failed';
+
+export type SessionKey = {
+  user: string;
+  server: string; // '' for the default server
+  notebookPath: string;
+  kernelName: string;
+};
+
+export type KernelSession = SessionKey & { id: string; createdAt: Date };
+
+export type KernelRun = {
+  id: string;
+  sessionId: string;
+  kernelId: string;
+  serverUrl: string;
+  agentVersion: string;
+  startedAt: Date;
+  /** The checkpoint this run was restored from, if any: its history precedes this run's cells. */
+  restoredFromCheckpointId: string | null;
+};
+
+/** One executed cell, as the agent reports it (docs/reference/agent-protocol.md, `Cell`). */
+export type CellRecord = {
+  seq: number;
+  executionCount: number | null;
+  code: string;
+  startedAt: Date;
+  durationS: number;
+  status: 'ok' | 'error';
+  error: { ename: string; evalue: string } | null;
+  created: string[];
+  deleted: string[];
+  rebound: string[];
+};
+
+export type Checkpoint = {
+  id: string;
+  sessionId: string;
+  runId: string;
+  state: CheckpointState;
+  trigger: CheckpointTrigger;
+  createdAt: Date;
+  completedAt: Date | null;
+  /** The agent's manifest (JSON as the agent sent it), set at commit. */
+  manifest: unknown;
+  /** The session's whole cell history up to this checkpoint, set at commit. */
+  cells: CellRecord[];
+  bytesStored: number;
+  error: string | null;
+  restoreState: RestoreState;
+  restoredIntoRunId: string | null;
+  restoreReport: unknown;
+};
+
+export type CheckpointSummary = Omit<Checkpoint, 'cells' | 'manifest'> & SessionKey;
+
+/** What a blob must be for a checkpoint to commit: its key, size and checksum from the manifest. */
+export type ExpectedBlob = { key: string; bytes: number; sha256: string };
+
+export interface CheckpointStore {
+  /** Finds or creates the session for this key. */
+  upsertSession(key: SessionKey): Promise<KernelSession>;
+  getSession(id: string): Promise<KernelSession | null>;
+  createRun(run: Omit<KernelRun, 'id' | 'startedAt'> & { startedAt?: Date }): Promise<KernelRun>;
+  getRun(id: string): Promise<KernelRun | null>;
+  /** Runs of one server, newest first (used to find a server's kernels and direct URL). */
+  listRunsForServer(user: string, server: string): Promise<Array<KernelRun & { session: KernelSession }>>;
+  /** Appends records; a `seq` already stored for the run is ignored (idempotent retries). */
+  appendCells(runId: string, cells: CellRecord[]): Promise<void>;
+  /** The whole history of a run: the cells of the checkpoint it was restored from, then its own. */
+  historyOfRun(runId: string): Promise<CellRecord[]>;
+
+  createCheckpoint(input: { sessionId: string; runId: string; trigger: CheckpointTrigger }): Promise<Checkpoint>;
+  /**
+   * In one transaction: checks that every expected blob is stored with that size and checksum,
+   * then marks the checkpoint complete with its manifest and history. With `restoreOnNextStart`,
+   * it becomes the session's pending restore and any older pending one is superseded.
+   * Throws RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (and changes nothing) when a blob is missing or wrong.
+   */
+  commitCheckpoint(input: {
+    checkpointId: string;
+    manifest: unknown;
+    cells: CellRecord[];
+    blobs: ExpectedBlob[];
+    restoreOnNextStart: boolean;
+  }): Promise<Checkpoint>;
+  /** Marks a checkpoint that is still `writing` as failed; never touches complete ones. */
+  failCheckpoint(checkpointId: string, error: string): Promise<void>;
+  getCheckpoint(id: string): Promise<Checkpoint | null>;
+  latestCompleteCheckpoint(sessionId: string): Promise<Checkpoint | null>;
+  listCheckpoints(filter: { user?: string }): Promise<CheckpointSummary[]>;
+  /**
+   * Atomically hands the session's pending restore (if any) to one run: `pending` → `claimed`,
+   * and, in the same transaction, sets that run's `restoredFromCheckpointId` (its history now
+   * starts with the checkpoint's cells). Two kernels of the same notebook starting at once cannot
+   * both get it.
+   */
+  claimPendingRestore(sessionId: string, runId: string): Promise<Checkpoint | null>;
+  recordRestoreReport(checkpointId: string, runId: string, ok: boolean, report: unknown): Promise<void>;
+  /**
+   * Makes a complete checkpoint the session's pending restore again (a user asked to resume it);
+   * any other pending checkpoint of the session is superseded (`none`).
+   * Throws RESUME_ERR_CHECKPOINT_NOT_COMPLETE (409) for a checkpoint that is not complete.
+   */
+  requestRestore(checkpointId: string): Promise<Checkpoint>;
+}
+
+export type StoredBlob = { key: string; bytes: number; sha256: string };
+
+/** Where checkpoint bytes live. Postgres by default; filesystem and S3 come later. */
+export interface BlobStore {
+  /**
+   * Streams `body` into the blob `key` of a checkpoint, chunk by chunk (a 1 GB array is never one
+   * row or one buffer), computing size and sha256 on the way. Replaces an earlier blob with the
+   * same key. If the stream fails, nothing is left under that key.
+   */
+  write(checkpointId: string, key: string, body: Readable): Promise<StoredBlob>;
+  /** Streams a blob back; RESUME_ERR_BLOB_NOT_FOUND if it does not exist. */
+  read(checkpointId: string, key: string): Promise<{ blob: StoredBlob; body: Readable }>;
+  stat(checkpointId: string, key: string): Promise<StoredBlob | null>;
+  list(checkpointId: string): Promise<StoredBlob[]>;
+  deleteCheckpointBlobs(checkpointId: string): Promise<void>;
+}

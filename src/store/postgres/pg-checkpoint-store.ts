@@ -1,0 +1,475 @@
+/**
+ * CheckpointStore in Postgres: kernel sessions, runs, cell history and checkpoints
+ * (tables of migrations/0001_create_history.sql and 0002_create_checkpoints.sql).
+ *
+ * Timestamps come from the database clock, so several service replicas agree on "latest".
+ */
+import type pg from 'pg';
+import { ResumeError, type ErrorContext } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type {
+  CellRecord,
+  Checkpoint,
+  CheckpointStore,
+  CheckpointSummary,
+  CheckpointTrigger,
+  ExpectedBlob,
+  KernelRun,
+  KernelSession,
+  SessionKey,
+} from '../checkpoint-store.js';
+import { mapPgError, sqlState } from './map-pg-error.js';
+import { withClient, withTransaction } from './pool.js';
+import {
+  cellToJson,
+  isUuid,
+  toCellRecord,
+  toCheckpoint,
+  toCheckpointSummary,
+  toKernelRun,
+  toKernelSession,
+  toStoredBlob,
+} from './row-schemas.js';
+
+export type PgCheckpointStoreOptions = { pool: pg.Pool; logger?: Logger };
+
+const CHECKPOINT_COLUMNS = `id, kernel_session_id, kernel_run_id, state, trigger, created_at, completed_at, manifest,
+  cells, bytes_stored, error, restore_state, restored_into_run_id, restore_report`;
+
+const CELL_COLUMNS = 'seq, execution_count, code, started_at, duration_s, status, error, created, deleted, rebound';
+
+/** Postgres implementation of CheckpointStore. */
+export class PgCheckpointStore implements CheckpointStore {
+  private readonly pool: pg.Pool;
+  private readonly logger: Logger | undefined;
+
+  constructor(options: PgCheckpointStoreOptions) {
+    this.pool = options.pool;
+    this.logger = options.logger;
+  }
+
+  /** Finds or creates the session of a key (safe when two kernels of one notebook register at once). */
+  async upsertSession(key: SessionKey): Promise<KernelSession> {
+    const values = [key.user, key.server, key.notebookPath, key.kernelName];
+    return this.run({ user: key.user, server: key.server }, async (client) => {
+      const inserted = await client.query(
+        `INSERT INTO kernel_session (user_name, server_name, notebook_path, kernel_name) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_name, server_name, notebook_path, kernel_name) DO NOTHING
+         RETURNING id, user_name, server_name, notebook_path, kernel_name, created_at`,
+        values,
+      );
+      if (inserted.rows[0] !== undefined) return toKernelSession(inserted.rows[0]);
+      // A separate statement: its snapshot sees the row a concurrent insert just committed.
+      const found = await client.query(
+        `SELECT id, user_name, server_name, notebook_path, kernel_name, created_at FROM kernel_session
+         WHERE user_name = $1 AND server_name = $2 AND notebook_path = $3 AND kernel_name = $4`,
+        values,
+      );
+      return toKernelSession(found.rows[0]);
+    });
+  }
+
+  /** The session with this id, or null. */
+  async getSession(id: string): Promise<KernelSession | null> {
+    if (!isUuid(id)) return null;
+    return this.run({}, async (client) => {
+      const { rows } = await client.query(
+        'SELECT id, user_name, server_name, notebook_path, kernel_name, created_at FROM kernel_session WHERE id = $1',
+        [id],
+      );
+      return rows[0] === undefined ? null : toKernelSession(rows[0]);
+    });
+  }
+
+  /**
+   * Registers a kernel run of a session.
+   * @throws ResumeError RESUME_ERR_SESSION_NOT_FOUND; RESUME_ERR_CHECKPOINT_NOT_FOUND when
+   *   `restoredFromCheckpointId` is not a complete checkpoint of that session.
+   */
+  async createRun(run: Omit<KernelRun, 'id' | 'startedAt'> & { startedAt?: Date }): Promise<KernelRun> {
+    if (!isUuid(run.sessionId)) throw sessionNotFound(run.sessionId);
+    const from = run.restoredFromCheckpointId;
+    if (from !== null && !isUuid(from)) throw checkpointNotFound(from);
+    return this.run({ kernelId: run.kernelId }, async (client) => {
+      let rows: unknown[];
+      try {
+        ({ rows } = await client.query(
+          `INSERT INTO kernel_run (kernel_session_id, kernel_id, server_url, agent_version, started_at, restored_from_checkpoint_id)
+           SELECT $1, $2, $3, $4, coalesce($5::timestamptz, now()), $6::uuid
+           WHERE $6::uuid IS NULL
+              OR EXISTS (SELECT 1 FROM checkpoint WHERE id = $6::uuid AND kernel_session_id = $1 AND state = 'complete')
+           RETURNING *`,
+          [run.sessionId, run.kernelId, run.serverUrl, run.agentVersion, run.startedAt ?? null, from],
+        ));
+      } catch (err) {
+        if (sqlState(err) === '23503') throw sessionNotFound(run.sessionId);
+        throw err;
+      }
+      if (rows[0] === undefined) throw checkpointNotFound(from ?? '');
+      return toKernelRun(rows[0]);
+    });
+  }
+
+  /** The run with this id, or null. */
+  async getRun(id: string): Promise<KernelRun | null> {
+    if (!isUuid(id)) return null;
+    return this.run({ runId: id }, async (client) => {
+      const { rows } = await client.query('SELECT * FROM kernel_run WHERE id = $1', [id]);
+      return rows[0] === undefined ? null : toKernelRun(rows[0]);
+    });
+  }
+
+  /** Runs of one server (all its notebooks), newest first, each with its session. */
+  async listRunsForServer(user: string, server: string): Promise<Array<KernelRun & { session: KernelSession }>> {
+    return this.run({ user, server }, async (client) => {
+      const { rows } = await client.query<Record<string, unknown>>(
+        `SELECT r.*, s.user_name, s.server_name, s.notebook_path, s.kernel_name, s.created_at AS session_created_at
+         FROM kernel_run r JOIN kernel_session s ON s.id = r.kernel_session_id
+         WHERE s.user_name = $1 AND s.server_name = $2
+         ORDER BY r.started_at DESC, r.id`,
+        [user, server],
+      );
+      return rows.map((row) => ({
+        ...toKernelRun(row),
+        session: toKernelSession({ ...row, id: row['kernel_session_id'], created_at: row['session_created_at'] }),
+      }));
+    });
+  }
+
+  /**
+   * Appends cell records in one statement; a `seq` already stored for the run is left as it was.
+   * @throws ResumeError RESUME_ERR_RUN_NOT_FOUND
+   */
+  async appendCells(runId: string, cells: CellRecord[]): Promise<void> {
+    if (!isUuid(runId)) throw runNotFound(runId);
+    if (cells.length === 0) return;
+    await this.run({ runId }, async (client) => {
+      try {
+        await client.query(
+          `INSERT INTO cell_execution (kernel_run_id, ${CELL_COLUMNS})
+           SELECT $1, ${CELL_COLUMNS}
+           FROM jsonb_to_recordset($2::jsonb) AS c(seq integer, execution_count integer, code text, started_at timestamptz,
+             duration_s double precision, status text, error jsonb, created text[], deleted text[], rebound text[])
+           ON CONFLICT (kernel_run_id, seq) DO NOTHING`,
+          [runId, JSON.stringify(cells.map(cellToJson))],
+        );
+      } catch (err) {
+        if (sqlState(err) === '23503') throw runNotFound(runId);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * The whole history of a run: the cells of the checkpoint it was restored from (which already
+   * hold the history before that one), then its own cells by seq.
+   * @throws ResumeError RESUME_ERR_RUN_NOT_FOUND
+   */
+  async historyOfRun(runId: string): Promise<CellRecord[]> {
+    if (!isUuid(runId)) throw runNotFound(runId);
+    // One snapshot for both reads, so a restore committing in between cannot interleave.
+    return this.transaction({ runId }, async (client) => {
+      const run = await client.query<{ cells: unknown }>(
+        `SELECT c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at, c.manifest,
+                c.cells, c.bytes_stored, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
+                r.restored_from_checkpoint_id IS NOT NULL AS restored
+         FROM kernel_run r LEFT JOIN checkpoint c ON c.id = r.restored_from_checkpoint_id
+         WHERE r.id = $1`,
+        [runId],
+      );
+      const head = run.rows[0] as (Record<string, unknown> & { restored: boolean }) | undefined;
+      if (head === undefined) throw runNotFound(runId);
+      const inherited = head.restored ? toCheckpoint(head).cells : [];
+      const own = await client.query(`SELECT ${CELL_COLUMNS} FROM cell_execution WHERE kernel_run_id = $1 ORDER BY seq`, [runId]);
+      return [...inherited, ...own.rows.map(toCellRecord)];
+    }, 'repeatable read');
+  }
+
+  /**
+   * Starts a checkpoint of a run (state `writing`).
+   * @throws ResumeError RESUME_ERR_RUN_NOT_FOUND when the run is not a run of that session.
+   */
+  async createCheckpoint(input: { sessionId: string; runId: string; trigger: CheckpointTrigger }): Promise<Checkpoint> {
+    if (!isUuid(input.sessionId) || !isUuid(input.runId)) throw runNotFound(input.runId);
+    return this.run({ runId: input.runId }, async (client) => {
+      const { rows } = await client.query(
+        `INSERT INTO checkpoint (kernel_session_id, kernel_run_id, trigger)
+         SELECT kernel_session_id, id, $3 FROM kernel_run WHERE id = $2 AND kernel_session_id = $1
+         RETURNING ${CHECKPOINT_COLUMNS}`,
+        [input.sessionId, input.runId, input.trigger],
+      );
+      if (rows[0] === undefined) throw runNotFound(input.runId);
+      return toCheckpoint(rows[0]);
+    });
+  }
+
+  /**
+   * Verifies every expected blob and makes the checkpoint complete, in one transaction.
+   * Committing again with the same manifest returns the complete checkpoint (a retry after a lost reply).
+   * @throws ResumeError RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (409, nothing changed),
+   *   RESUME_ERR_CHECKPOINT_NOT_FOUND (404), RESUME_ERR_CHECKPOINT_NOT_WRITING (409).
+   */
+  async commitCheckpoint(input: {
+    checkpointId: string;
+    manifest: unknown;
+    cells: CellRecord[];
+    blobs: ExpectedBlob[];
+    restoreOnNextStart: boolean;
+  }): Promise<Checkpoint> {
+    const { checkpointId } = input;
+    if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
+    if (input.manifest === undefined || input.manifest === null) {
+      throw new ResumeError('RESUME_ERR_CHECKPOINT_MANIFEST_MISSING', 'a checkpoint cannot be committed without its manifest', {
+        status: 400,
+        hint: 'Pass the manifest the agent returned for this checkpoint.',
+        context: { checkpointId },
+      });
+    }
+    const manifest = JSON.stringify(input.manifest);
+    const checkpoint = await this.transaction({ checkpointId }, async (client) => {
+      const head = await client.query<{ kernel_session_id: string }>('SELECT kernel_session_id FROM checkpoint WHERE id = $1', [
+        checkpointId,
+      ]);
+      const sessionId = head.rows[0]?.kernel_session_id;
+      if (sessionId === undefined) throw checkpointNotFound(checkpointId);
+      // Commits of one session take turns (one pending restore, ordered completion times); the
+      // checkpoint row lock makes a blob completing at the same moment wait and then see `complete`.
+      await client.query('SELECT 1 FROM kernel_session WHERE id = $1 FOR NO KEY UPDATE', [sessionId]);
+      const locked = await client.query<{ state: string; same_manifest: boolean | null }>(
+        'SELECT state, manifest = $2::jsonb AS same_manifest FROM checkpoint WHERE id = $1 FOR NO KEY UPDATE',
+        [checkpointId, manifest],
+      );
+      const state = locked.rows[0]?.state;
+      if (state === 'complete' && locked.rows[0]?.same_manifest === true) return null;
+      if (state !== 'writing') throw notWriting(checkpointId, state ?? 'deleted');
+
+      const stored = await client.query('SELECT key, bytes, sha256 FROM blob WHERE checkpoint_id = $1 AND complete', [checkpointId]);
+      const storedBlobs = stored.rows.map(toStoredBlob);
+      const problems = blobProblems(input.blobs, new Map(storedBlobs.map((b) => [b.key, b])));
+      if (problems.length > 0) {
+        throw new ResumeError(
+          'RESUME_ERR_CHECKPOINT_BLOB_MISMATCH',
+          `checkpoint ${checkpointId} cannot be committed: ${problems.join('; ')}`,
+          {
+            status: 409,
+            hint: 'Upload the listed blobs again and commit again (or fail the checkpoint); the last complete checkpoint is unchanged.',
+            context: { checkpointId, problems },
+          },
+        );
+      }
+      if (input.restoreOnNextStart) {
+        // The newest checkpoint is the one to restore; an older pending one is superseded.
+        await client.query(
+          "UPDATE checkpoint SET restore_state = 'none' WHERE kernel_session_id = $1 AND restore_state = 'pending'",
+          [sessionId],
+        );
+      }
+      const { rows } = await client.query(
+        `UPDATE checkpoint
+         SET state = 'complete', completed_at = clock_timestamp(), manifest = $2::jsonb, cells = $3::jsonb,
+             bytes_stored = $4, restore_state = $5
+         WHERE id = $1
+         RETURNING ${CHECKPOINT_COLUMNS}`,
+        [
+          checkpointId,
+          manifest,
+          JSON.stringify(input.cells.map(cellToJson)),
+          storedBlobs.reduce((sum, b) => sum + b.bytes, 0),
+          input.restoreOnNextStart ? 'pending' : 'none',
+        ],
+      );
+      return toCheckpoint(rows[0]);
+    });
+    if (checkpoint === null) return (await this.getCheckpoint(checkpointId)) as Checkpoint;
+    this.logger?.info(
+      { checkpointId, sessionId: checkpoint.sessionId, bytes: checkpoint.bytesStored, blobs: input.blobs.length },
+      'checkpoint committed',
+    );
+    return checkpoint;
+  }
+
+  /** Marks a `writing` checkpoint failed; a complete (or already failed) one is left as it is. */
+  async failCheckpoint(checkpointId: string, error: string): Promise<void> {
+    if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
+    await this.run({ checkpointId }, async (client) => {
+      const updated = await client.query(
+        "UPDATE checkpoint SET state = 'failed', error = $2 WHERE id = $1 AND state = 'writing'",
+        [checkpointId, error],
+      );
+      if (updated.rowCount === 0) {
+        const { rowCount } = await client.query('SELECT 1 FROM checkpoint WHERE id = $1', [checkpointId]);
+        if (rowCount === 0) throw checkpointNotFound(checkpointId);
+      }
+    });
+  }
+
+  /** The checkpoint with this id (any state), or null. */
+  async getCheckpoint(id: string): Promise<Checkpoint | null> {
+    if (!isUuid(id)) return null;
+    return this.run({ checkpointId: id }, async (client) => {
+      const { rows } = await client.query(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE id = $1`, [id]);
+      return rows[0] === undefined ? null : toCheckpoint(rows[0]);
+    });
+  }
+
+  /** The session's most recently committed checkpoint, or null. Failed and writing ones never count. */
+  async latestCompleteCheckpoint(sessionId: string): Promise<Checkpoint | null> {
+    if (!isUuid(sessionId)) return null;
+    return this.run({}, async (client) => {
+      const { rows } = await client.query(
+        `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint
+         WHERE kernel_session_id = $1 AND state = 'complete'
+         ORDER BY completed_at DESC, id DESC LIMIT 1`,
+        [sessionId],
+      );
+      return rows[0] === undefined ? null : toCheckpoint(rows[0]);
+    });
+  }
+
+  /** Checkpoints (any state) with their session keys, newest first; only `user`'s when given. */
+  async listCheckpoints(filter: { user?: string }): Promise<CheckpointSummary[]> {
+    return this.run({ user: filter.user }, async (client) => {
+      const { rows } = await client.query(
+        `SELECT c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at,
+                c.bytes_stored, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
+                s.user_name, s.server_name, s.notebook_path, s.kernel_name
+         FROM checkpoint c JOIN kernel_session s ON s.id = c.kernel_session_id
+         WHERE $1::text IS NULL OR s.user_name = $1
+         ORDER BY c.created_at DESC, c.id`,
+        [filter.user ?? null],
+      );
+      return rows.map(toCheckpointSummary);
+    });
+  }
+
+  /**
+   * Hands the session's pending restore to one run (`pending` → `claimed`) and records it as the
+   * checkpoint the run was restored from, so the run's history starts with its cells. A retry by
+   * the run that already claimed it gets the same checkpoint again; anyone else gets null.
+   * @throws ResumeError RESUME_ERR_RUN_NOT_FOUND when the run is not a run of that session.
+   */
+  async claimPendingRestore(sessionId: string, runId: string): Promise<Checkpoint | null> {
+    if (!isUuid(sessionId) || !isUuid(runId)) throw runNotFound(runId);
+    return this.transaction({ runId }, async (client) => {
+      const run = await client.query<{ restored_from_checkpoint_id: string | null }>(
+        'SELECT restored_from_checkpoint_id FROM kernel_run WHERE id = $1 AND kernel_session_id = $2 FOR NO KEY UPDATE',
+        [runId, sessionId],
+      );
+      if (run.rows[0] === undefined) throw runNotFound(runId);
+      const already = run.rows[0].restored_from_checkpoint_id;
+      if (already !== null) {
+        const { rows } = await client.query(
+          `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE id = $1 AND restored_into_run_id = $2 AND restore_state = 'claimed'`,
+          [already, runId],
+        );
+        return rows[0] === undefined ? null : toCheckpoint(rows[0]);
+      }
+      // Atomic: of two runs claiming at once, the second waits for the first's commit and then
+      // finds the row no longer pending.
+      const claimed = await client.query(
+        `UPDATE checkpoint SET restore_state = 'claimed', restored_into_run_id = $2
+         WHERE kernel_session_id = $1 AND restore_state = 'pending'
+         RETURNING ${CHECKPOINT_COLUMNS}`,
+        [sessionId, runId],
+      );
+      if (claimed.rows[0] === undefined) return null;
+      const checkpoint = toCheckpoint(claimed.rows[0]);
+      await client.query('UPDATE kernel_run SET restored_from_checkpoint_id = $2 WHERE id = $1', [runId, checkpoint.id]);
+      return checkpoint;
+    });
+  }
+
+  /**
+   * Records how a restore went (`restored` or `failed`, with the agent's report). Only a run
+   * restored from this checkpoint may report, and not over another run's claim.
+   * @throws ResumeError RESUME_ERR_CHECKPOINT_NOT_FOUND, RESUME_ERR_RESTORE_NOT_CLAIMED (409).
+   */
+  async recordRestoreReport(checkpointId: string, runId: string, ok: boolean, report: unknown): Promise<void> {
+    if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
+    if (!isUuid(runId)) throw runNotFound(runId);
+    await this.run({ checkpointId, runId }, async (client) => {
+      const updated = await client.query(
+        `UPDATE checkpoint c SET restore_state = $3, restore_report = $4::jsonb, restored_into_run_id = $2
+         WHERE c.id = $1 AND c.state = 'complete'
+           AND (c.restored_into_run_id IS NULL OR c.restored_into_run_id = $2)
+           AND EXISTS (SELECT 1 FROM kernel_run r WHERE r.id = $2 AND r.restored_from_checkpoint_id = c.id)`,
+        [checkpointId, runId, ok ? 'restored' : 'failed', JSON.stringify(report ?? null)],
+      );
+      if (updated.rowCount === 1) return;
+      const { rowCount } = await client.query('SELECT 1 FROM checkpoint WHERE id = $1', [checkpointId]);
+      if (rowCount === 0) throw checkpointNotFound(checkpointId);
+      throw new ResumeError('RESUME_ERR_RESTORE_NOT_CLAIMED', `run ${runId} did not restore checkpoint ${checkpointId}`, {
+        status: 409,
+        hint: 'Report a restore from the run that claimed it (see claimPendingRestore).',
+        context: { checkpointId, runId },
+      });
+    });
+  }
+
+  private async run<T>(context: ErrorContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    try {
+      return await withClient(this.pool, work);
+    } catch (err) {
+      throw mapPgError(err, context);
+    }
+  }
+
+  private async transaction<T>(
+    context: ErrorContext,
+    work: (client: pg.PoolClient) => Promise<T>,
+    isolation?: 'repeatable read',
+  ): Promise<T> {
+    try {
+      return await withTransaction(this.pool, work, isolation === undefined ? {} : { isolation });
+    } catch (err) {
+      throw mapPgError(err, context);
+    }
+  }
+}
+
+/** What is wrong with the stored blobs against the manifest's expectations, one line per problem. */
+function blobProblems(expected: ExpectedBlob[], stored: Map<string, { bytes: number; sha256: string }>): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const want of expected) {
+    if (seen.has(want.key)) problems.push(`blob ${want.key} is listed twice`);
+    seen.add(want.key);
+    const have = stored.get(want.key);
+    if (have === undefined) problems.push(`blob ${want.key} is missing`);
+    else if (have.bytes !== want.bytes) problems.push(`blob ${want.key} has ${have.bytes} bytes, expected ${want.bytes}`);
+    else if (have.sha256 !== want.sha256.toLowerCase()) problems.push(`blob ${want.key} has a different sha256`);
+  }
+  return problems;
+}
+
+function runNotFound(runId: string): ResumeError {
+  return new ResumeError('RESUME_ERR_RUN_NOT_FOUND', `kernel run ${runId} does not exist (in that session)`, {
+    status: 404,
+    hint: 'The kernel must register (POST api/agent/kernels) before it records cells or checkpoints.',
+    context: { runId },
+  });
+}
+
+function sessionNotFound(sessionId: string): ResumeError {
+  return new ResumeError('RESUME_ERR_SESSION_NOT_FOUND', `kernel session ${sessionId} does not exist`, {
+    status: 404,
+    hint: 'Create the session with upsertSession first; it may have been deleted.',
+    context: { sessionId },
+  });
+}
+
+function checkpointNotFound(checkpointId: string): ResumeError {
+  return new ResumeError('RESUME_ERR_CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointId} does not exist (in that session)`, {
+    status: 404,
+    hint: 'List the session’s checkpoints to pick an existing one; it may have been deleted.',
+    context: { checkpointId },
+  });
+}
+
+function notWriting(checkpointId: string, state: string): ResumeError {
+  return new ResumeError('RESUME_ERR_CHECKPOINT_NOT_WRITING', `checkpoint ${checkpointId} is ${state}, not writing`, {
+    status: 409,
+    hint: 'A committed or failed checkpoint never changes; start a new checkpoint.',
+    context: { checkpointId, state },
+  });
+}

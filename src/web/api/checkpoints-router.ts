@@ -1,0 +1,115 @@
+import express, { type Response } from 'express';
+import { ResumeError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Checkpoint, CheckpointStore, CheckpointSummary, KernelSession } from '../../store/checkpoint-store.js';
+import { authenticate, type HubIdentities, identityOf, requireServiceAccess } from '../auth/hub-identity.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export type CheckpointsRouterOptions = {
+  store: CheckpointStore;
+  identities: HubIdentities;
+  serviceName: string;
+  logger: Logger;
+};
+
+/**
+ * The user-facing checkpoints API: list your saved sessions, look at one (what was stored, what
+ * will be recomputed, how its last restore went), and ask for one to be restored at the next kernel
+ * start. Users see only their own checkpoints; hub admins see everyone's.
+ */
+export function checkpointsRouter(options: CheckpointsRouterOptions): express.Router {
+  const { store, identities, serviceName, logger } = options;
+  const router = express.Router();
+  router.use(authenticate(identities), requireServiceAccess(serviceName));
+
+  router.get('/checkpoints', async (req, res) => {
+    const identity = identityOf(res);
+    const asked = typeof req.query['user'] === 'string' ? req.query['user'] : undefined;
+    if (asked !== undefined && asked !== identity.name && !identity.admin) {
+      throw forbiddenUser(identity.name);
+    }
+    // Admins without ?user= see everyone; everybody else only themselves.
+    const user = identity.admin ? asked : identity.name;
+    const checkpoints = await store.listCheckpoints(user === undefined ? {} : { user });
+    res.json({ checkpoints: checkpoints.map(summaryView) });
+  });
+
+  router.get('/checkpoints/:id', async (req, res) => {
+    const { checkpoint, session } = await visibleCheckpoint(store, String(req.params['id']), res);
+    res.json(detailView(checkpoint, session));
+  });
+
+  router.post('/checkpoints/:id/restore', async (req, res) => {
+    const { checkpoint, session } = await visibleCheckpoint(store, String(req.params['id']), res);
+    if (identityOf(res).name !== session.user) {
+      // Admins may look, but only the owner decides what goes into their kernels.
+      throw new ResumeError('RESUME_ERR_AUTH_FORBIDDEN', 'Only the owner of a checkpoint can restore it.', {
+        status: 403,
+        context: { checkpointId: checkpoint.id },
+      });
+    }
+    const updated = await store.requestRestore(checkpoint.id);
+    logger.info(
+      { user: session.user, server: session.server, checkpointId: checkpoint.id },
+      'restore requested; it runs when the notebook kernel next starts',
+    );
+    res.status(202).json(detailView(updated, session));
+  });
+
+  return router;
+}
+
+/** Loads a checkpoint the caller may see; 404 for anything else, so ids of others stay secret. */
+async function visibleCheckpoint(
+  store: CheckpointStore,
+  id: string,
+  res: Response,
+): Promise<{ checkpoint: Checkpoint; session: KernelSession }> {
+  const identity = identityOf(res);
+  const checkpoint = UUID.test(id) ? await store.getCheckpoint(id) : null;
+  const session = checkpoint === null ? null : await store.getSession(checkpoint.sessionId);
+  if (checkpoint === null || session === null || (session.user !== identity.name && !identity.admin)) {
+    throw new ResumeError('RESUME_ERR_CHECKPOINT_NOT_FOUND', `No checkpoint ${id} among yours.`, {
+      status: 404,
+      hint: 'GET api/checkpoints lists the checkpoints you can see.',
+      context: { user: identity.name },
+    });
+  }
+  return { checkpoint, session };
+}
+
+function forbiddenUser(user: string): ResumeError {
+  return new ResumeError('RESUME_ERR_AUTH_FORBIDDEN', "Only hub admins can list other users' checkpoints.", {
+    status: 403,
+    context: { user },
+  });
+}
+
+function summaryView(c: CheckpointSummary) {
+  return {
+    id: c.id,
+    user: c.user,
+    server: c.server,
+    notebook_path: c.notebookPath,
+    kernel_name: c.kernelName,
+    state: c.state,
+    trigger: c.trigger,
+    created_at: c.createdAt.toISOString(),
+    completed_at: c.completedAt?.toISOString() ?? null,
+    bytes_stored: c.bytesStored,
+    restore_state: c.restoreState,
+    error: c.error,
+  };
+}
+
+function detailView(c: Checkpoint, s: KernelSession) {
+  const manifest = (c.manifest ?? {}) as { variables?: unknown; recompute?: unknown };
+  return {
+    ...summaryView({ ...c, ...s, id: c.id, createdAt: c.createdAt }),
+    variables: manifest.variables ?? [],
+    recompute: manifest.recompute ?? [],
+    cells: c.cells.length,
+    restore_report: c.restoreReport,
+  };
+}
