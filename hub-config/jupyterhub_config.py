@@ -99,6 +99,9 @@ c.Spawner.environment = server_env
 # --- Users ---
 users = env_list("RESUME_HUB_USERS", "alice,bob")
 admins = env_list("RESUME_HUB_ADMIN_USERS", "admin")
+# DummyAuthenticator logs that `password` is deprecated since 5.3 (SharedPasswordAuthenticator
+# replaces it), but the replacement needs a separate 32-character admin password: one short shared
+# password is what a local demo wants.
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = env("RESUME_HUB_PASSWORD", "resume")
 # allowed_users and admin_users are also created in the hub's database at startup, so the API

@@ -96,10 +96,17 @@ export class AgentClient {
    * Serializes every user variable into `target` and returns the manifest.
    * @param checkpointId the id the manifest and blob keys belong to.
    * @param target where the blobs go (`http` with a grant, or a `dir`).
+   * @param options.recompute names the plan rebuilds from history instead of storing.
    */
-  async checkpoint(checkpointId: string, target: Target, options: AgentCommandOptions = {}): Promise<Manifest> {
+  async checkpoint(
+    checkpointId: string,
+    target: Target,
+    options: AgentCommandOptions & { recompute?: string[] } = {},
+  ): Promise<Manifest> {
+    const request: AgentRequest = { op: 'checkpoint', checkpoint_id: checkpointId, target };
+    if (options.recompute !== undefined) request.recompute = options.recompute;
     const manifest = await this.command(
-      { op: 'checkpoint', checkpoint_id: checkpointId, target },
+      request,
       manifestSchema,
       options,
       HEAVY_TIMEOUT_MS,
@@ -152,9 +159,7 @@ export class AgentClient {
     }
     const answer = unwrapExpression(request.op, reply.userExpressions['r']);
     const failure = agentErrorSchema.safeParse(answer);
-    if (failure.success) {
-      throw commandFailed(request.op, `${failure.data.error.type}: ${failure.data.error.message}`);
-    }
+    if (failure.success) throw fromAgentError(request.op, failure.data.error);
     const parsed = schema.safeParse(answer);
     if (!parsed.success) {
       throw protocolMismatch(`The agent's answer to ${request.op} does not match protocol ${AGENT_PROTOCOL_VERSION}: ${describeSchemaIssues(parsed.error)}.`);
@@ -186,6 +191,35 @@ function unwrapExpression(op: string, result: UserExpressionResult | undefined):
     throw protocolMismatch(`The agent answered ${op} without an application/json value.`);
   }
   return result.data['application/json'];
+}
+
+/**
+ * Maps an `{error}` answer to a ResumeError. The agent's own code (`RESUME_ERR_AGENT_*`) is kept
+ * in the message and context; two of them mean something the caller acts on.
+ */
+function fromAgentError(op: string, error: { type: string; message: string; hint?: unknown }): ResumeError {
+  const agentHint = typeof error.hint === 'string' ? error.hint : undefined;
+  const context = { agentCode: error.type };
+  if (error.type === 'RESUME_ERR_AGENT_NOT_LOADED') {
+    // Importable but never loaded as an extension: injectAgent() loads it.
+    return new ResumeError('RESUME_ERR_AGENT_NOT_LOADED', `The agent is not loaded in this kernel: ${error.message}.`, {
+      status: 409,
+      hint: agentHint ?? 'Load it with %load_ext jupyterhub_resume_agent, or let the service inject it.',
+      context,
+    });
+  }
+  if (error.type === 'RESUME_ERR_AGENT_BAD_REQUEST') {
+    return new ResumeError('RESUME_ERR_AGENT_PROTOCOL_MISMATCH', `The agent rejected the ${op} request: ${error.message}.`, {
+      status: 502,
+      hint: 'The agent in the kernel and this service come from different versions of jupyterhub-resume; restart the kernel so it loads the agent shipped with the service.',
+      context,
+    });
+  }
+  return new ResumeError('RESUME_ERR_AGENT_COMMAND_FAILED', `The agent command ${op} failed: ${error.type}: ${error.message}.`, {
+    status: 502,
+    hint: agentHint ?? 'The message above is the agent\'s own; the kernel\'s log has its traceback.',
+    context,
+  });
 }
 
 function checkProtocol(protocol: number, op: string): void {

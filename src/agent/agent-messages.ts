@@ -16,6 +16,7 @@ export const targetSchema = z.discriminatedUnion('kind', [
   z.looseObject({ kind: z.literal('http'), url: z.string().min(1), grant: z.string().min(1) }),
   z.looseObject({ kind: z.literal('dir'), path: z.string().min(1) }),
 ]);
+/** A blob location (see `targetSchema`). */
 export type Target = z.infer<typeof targetSchema>;
 
 /** One executed cell, as the agent records it. */
@@ -31,6 +32,7 @@ export const cellSchema = z.looseObject({
   deleted: z.array(z.string()),
   rebound: z.array(z.string()),
 });
+/** A cell record (see `cellSchema`). */
 export type Cell = z.infer<typeof cellSchema>;
 
 /** One serialized group of variables that share objects (one blob). */
@@ -41,6 +43,7 @@ export const manifestGroupSchema = z.looseObject({
   bytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
+/** A manifest group (see `manifestGroupSchema`). */
 export type ManifestGroup = z.infer<typeof manifestGroupSchema>;
 
 /** What a checkpoint saved and how each variable comes back. */
@@ -56,6 +59,7 @@ export const manifestSchema = z.looseObject({
   ),
   timings: z.looseObject({ serialize_s: z.number(), upload_s: z.number() }),
 });
+/** A checkpoint manifest (see `manifestSchema`). */
 export type Manifest = z.infer<typeof manifestSchema>;
 
 /** How each variable came back after a restore. */
@@ -71,6 +75,7 @@ export const restoreReportSchema = z.looseObject({
     }),
   ),
 });
+/** A restore report (see `restoreReportSchema`). */
 export type RestoreReport = z.infer<typeof restoreReportSchema>;
 
 /** Fingerprints of every user variable and which names are bound to the same object. */
@@ -78,6 +83,7 @@ export const descriptionSchema = z.looseObject({
   variables: z.array(z.looseObject({ name: z.string(), type: z.string(), fingerprint: z.string().nullable() })),
   aliases: z.array(z.array(z.string())),
 });
+/** A `describe` answer (see `descriptionSchema`). */
 export type Description = z.infer<typeof descriptionSchema>;
 
 /** Answer to `status`. */
@@ -89,10 +95,12 @@ export const agentStatusSchema = z.looseObject({
   cells_recorded: z.number().int().nonnegative(),
   records_pending: z.number().int().nonnegative(),
 });
+/** A `status` answer (see `agentStatusSchema`). */
 export type AgentStatus = z.infer<typeof agentStatusSchema>;
 
 /** Answer to `flush`. */
 export const flushResultSchema = z.looseObject({ records_pending: z.number().int().nonnegative() });
+/** A `flush` answer (see `flushResultSchema`). */
 export type FlushResult = z.infer<typeof flushResultSchema>;
 
 /** Answer to `history`. */
@@ -100,7 +108,7 @@ export const historySchema = z.looseObject({ cells: z.array(cellSchema) });
 
 /** Answer of a command that failed inside the agent (it answers instead of raising). */
 export const agentErrorSchema = z.looseObject({
-  error: z.looseObject({ type: z.string(), message: z.string() }),
+  error: z.looseObject({ type: z.string(), message: z.string(), hint: z.string().optional() }),
 });
 
 /** A command the service sends to the agent. */
@@ -108,6 +116,6 @@ export type AgentRequest =
   | { op: 'status' }
   | { op: 'flush'; timeout_s: number }
   | { op: 'history' }
-  | { op: 'checkpoint'; checkpoint_id: string; target: Target }
+  | { op: 'checkpoint'; checkpoint_id: string; target: Target; recompute?: string[] }
   | { op: 'restore'; manifest: Manifest; cells: Cell[]; source: Target }
   | { op: 'describe' };

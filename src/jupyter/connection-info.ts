@@ -23,6 +23,7 @@ export const connectionInfoSchema = z.looseObject({
   kernel_name: z.string().optional(),
 });
 
+/** A validated connection file. */
 export type ConnectionInfo = z.infer<typeof connectionInfoSchema>;
 
 /** The five channels a kernel listens on. */

@@ -18,16 +18,18 @@ export const kernelModelSchema = z.looseObject({
   last_activity: z.string(),
   connections: z.number().int().nonnegative(),
 });
+/** A kernel model (see `kernelModelSchema`). */
 export type KernelModel = z.infer<typeof kernelModelSchema>;
 
 /** A session (notebook ↔ kernel) as `GET api/sessions` lists it. */
 export const sessionModelSchema = z.looseObject({
   id: z.string().min(1),
   path: z.string(),
-  name: z.string().optional(),
-  type: z.string().optional(),
+  name: z.string().nullable().optional(),
+  type: z.string().nullable().optional(),
   kernel: kernelModelSchema.nullable(),
 });
+/** A session model (see `sessionModelSchema`). */
 export type SessionModel = z.infer<typeof sessionModelSchema>;
 
 /** `GET api/status`: the server's own view of its activity (not activity-tracked itself). */
@@ -37,6 +39,7 @@ export const serverStatusSchema = z.looseObject({
   kernels: z.number().int().nonnegative(),
   connections: z.number().int().nonnegative(),
 });
+/** A server status (see `serverStatusSchema`). */
 export type ServerStatus = z.infer<typeof serverStatusSchema>;
 
 /** Options of a JupyterServerClient. */

@@ -86,7 +86,9 @@ export const kernelInfoReplyContentSchema = z.looseObject({
   language_info: z.looseObject({ name: z.string() }).optional(),
 });
 
+/** A validated `execute_reply` content. */
 export type ExecuteReplyContent = z.infer<typeof executeReplyContentSchema>;
+/** A validated `kernel_info_reply` content. */
 export type KernelInfoReplyContent = z.infer<typeof kernelInfoReplyContentSchema>;
 
 /**

@@ -54,6 +54,7 @@ export class LocalKernel {
   private outputTail = '';
   private exitCode: number | null = null;
   private exitSignal: NodeJS.Signals | null = null;
+  private spawnError: Error | null = null;
   private readonly exitedPromise: Promise<void>;
   private shutdownPromise: Promise<void> | null = null;
   private _channel: ZmqKernelChannel | null = null;
@@ -72,6 +73,12 @@ export class LocalKernel {
       child.once('exit', (code, signal) => {
         this.exitCode = code;
         this.exitSignal = signal;
+        running.delete(this);
+        resolveExit();
+      });
+      // A process that could not be spawned (ENOENT, EACCES) never emits 'exit'.
+      child.once('error', (error) => {
+        this.spawnError ??= error;
         running.delete(this);
         resolveExit();
       });
@@ -136,18 +143,13 @@ export class LocalKernel {
     const kernel = new LocalKernel(kernelId, dir, connectionFile, child, options.logger);
     running.add(kernel);
     installExitHook();
-    const spawnError = new Promise<never>((_, reject) => {
-      child.once('error', (cause) => reject(startFailed(`Could not run ${python}.`, '', cause)));
-    });
-    spawnError.catch(() => undefined);
-
-    const exitedEarly = kernel.exitedPromise.then((): never => {
-      throw startFailed('The kernel exited during start-up.', kernel.outputTail);
+    const exitedEarly = kernel.exitedPromise.then(async (): Promise<never> => {
+      throw await kernel.earlyExitError(python);
     });
     exitedEarly.catch(() => undefined);
 
     try {
-      const info = await Promise.race([kernel.waitForBoundPorts(deadline), spawnError]);
+      const info = await Promise.race([kernel.waitForBoundPorts(deadline, python), exitedEarly]);
       kernel._channel = await Promise.race([
         ZmqKernelChannel.connect(info, {
           ...options.channel,
@@ -155,7 +157,6 @@ export class LocalKernel {
           ...(options.logger ? { logger: options.logger } : {}),
         }),
         exitedEarly,
-        spawnError,
       ]);
       options.logger?.debug({ kernelId, pid: child.pid }, 'local kernel started');
       return kernel;
@@ -186,9 +187,9 @@ export class LocalKernel {
     return this.child.pid ?? -1;
   }
 
-  /** True once the process exited. */
+  /** True once the process exited (or could not be started at all). */
   get hasExited(): boolean {
-    return this.exitCode !== null || this.exitSignal !== null;
+    return this.exitCode !== null || this.exitSignal !== null || this.spawnError !== null;
   }
 
   /** The last lines the kernel wrote to stdout/stderr (for diagnostics). */
@@ -245,9 +246,9 @@ export class LocalKernel {
   }
 
   /** Polls the connection file until the kernel has written its bound ports into it. */
-  private async waitForBoundPorts(deadline: number): Promise<ConnectionInfo> {
+  private async waitForBoundPorts(deadline: number, python: string): Promise<ConnectionInfo> {
     while (Date.now() < deadline) {
-      if (this.hasExited) throw startFailed('The kernel exited during start-up.', this.outputTail);
+      if (this.hasExited) throw await this.earlyExitError(python);
       try {
         const info = parseConnectionInfo(await readFile(this.connectionFile, 'utf8'), this.connectionFile);
         if (hasBoundPorts(info)) return info;
@@ -257,6 +258,17 @@ export class LocalKernel {
       await Promise.race([delay(25), this.exitedPromise]);
     }
     throw startFailed('The kernel did not bind its ports in time.', this.outputTail);
+  }
+
+  private async earlyExitError(python: string): Promise<ResumeError> {
+    if (this.spawnError) return startFailed(`Could not run ${python}: ${this.spawnError.message}.`, '', this.spawnError);
+    // 'exit' can come before the last output; 'close' comes after it (unless a grandchild holds
+    // the pipes open, hence the bound).
+    if (this.child.stdout && !this.child.stdout.closed) {
+      await Promise.race([new Promise((r) => this.child.once('close', r)), delay(500)]);
+    }
+    const how = this.exitSignal ? `signal ${this.exitSignal}` : `code ${this.exitCode}`;
+    return startFailed(`The kernel exited during start-up (${how}).`, this.outputTail);
   }
 
   private async exitedWithin(ms: number): Promise<boolean> {

@@ -37,6 +37,12 @@ export type ServerKernelChannelOptions = {
   kernelId: string;
   /** Deadline for the websocket and the first `kernel_info_reply`; default 30 s. */
   connectTimeoutMs?: number;
+  /**
+   * While requests are pending, how often the server is asked whether the kernel still exists;
+   * default 2 s. (A server keeps the websocket of a kernel it shut down open, so the socket alone
+   * does not tell us.)
+   */
+  watchIntervalMs?: number;
   /** Shown as the message `username` in the kernel's logs. */
   username?: string;
   logger?: Logger;
@@ -45,6 +51,7 @@ export type ServerKernelChannelOptions = {
 /** Runs code in a kernel of a Jupyter server over its websocket. */
 export class ServerKernelChannel implements KernelChannel {
   private readonly failures = new Set<(error: ResumeError) => void>();
+  private watchTimer: NodeJS.Timeout | null = null;
   private disposed = false;
 
   private constructor(
@@ -52,9 +59,14 @@ export class ServerKernelChannel implements KernelChannel {
     /** The REST client used for this kernel's server (untracked requests). */
     readonly client: JupyterServerClient,
     private readonly logger: Logger | undefined,
+    private readonly watchIntervalMs: number,
   ) {
     connection.statusChanged.connect((_, status) => {
-      if (status === 'dead') this.failAll(deadKernelError(connection.id));
+      if (status === 'dead') this.failAll(deadKernelError(connection.id, 'it is dead'));
+      // A restart empties the namespace and drops queued requests: nothing pending will finish.
+      if (status === 'restarting' || status === 'autorestarting') {
+        this.failAll(deadKernelError(connection.id, 'it restarted'));
+      }
     });
     connection.connectionStatusChanged.connect((_, status) => {
       logger?.debug({ kernelId: connection.id, status }, 'kernel websocket status');
@@ -101,7 +113,7 @@ export class ServerKernelChannel implements KernelChannel {
       handleComms: false,
       username: options.username ?? 'jupyterhub-resume',
     });
-    const channel = new ServerKernelChannel(connection, client, options.logger);
+    const channel = new ServerKernelChannel(connection, client, options.logger, options.watchIntervalMs ?? 2_000);
     try {
       await channel.waitUntil(connection.info, timeoutMs, () =>
         new ResumeError(
@@ -167,6 +179,7 @@ export class ServerKernelChannel implements KernelChannel {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.stopWatching();
     this.failAll(
       new ResumeError('RESUME_ERR_KERNEL_CHANNEL_CLOSED', 'The kernel channel was closed while a request was pending.', {
         status: 503,
@@ -186,12 +199,35 @@ export class ServerKernelChannel implements KernelChannel {
       timer = setTimeout(() => reject(onTimeout()), timeoutMs);
     });
     this.failures.add(fail);
+    this.startWatching();
     try {
       return await Promise.race([promise, aborted]);
     } finally {
       clearTimeout(timer);
       this.failures.delete(fail);
+      if (this.failures.size === 0) this.stopWatching();
     }
+  }
+
+  /** Asks the server, while requests are pending, whether the kernel still exists. */
+  private startWatching(): void {
+    if (this.watchTimer || this.disposed) return;
+    this.watchTimer = setInterval(() => {
+      this.client.getKernel(this.connection.id).then(
+        (model) => {
+          if (model === null) this.failAll(deadKernelError(this.connection.id, 'the server no longer has it'));
+          else if (model.execution_state === 'dead') this.failAll(deadKernelError(this.connection.id, 'it is dead'));
+        },
+        // An unreachable server is the websocket's and the deadline's business.
+        (error: unknown) => this.logger?.debug({ err: error, kernelId: this.connection.id }, 'kernel watch failed'),
+      );
+    }, this.watchIntervalMs);
+    this.watchTimer.unref();
+  }
+
+  private stopWatching(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
   }
 
   private failAll(error: ResumeError): void {
@@ -254,8 +290,8 @@ class UntrackedKernelAPIClient implements Kernel.IKernelAPIClient {
   }
 }
 
-function deadKernelError(kernelId: string): ResumeError {
-  return new ResumeError('RESUME_ERR_KERNEL_DEAD', `Kernel ${kernelId} is dead.`, {
+function deadKernelError(kernelId: string, why: string): ResumeError {
+  return new ResumeError('RESUME_ERR_KERNEL_DEAD', `Kernel ${kernelId} is gone: ${why}.`, {
     status: 502,
     hint: 'The kernel process exited; the user (or the service) must start a new kernel.',
     context: { kernelId },

@@ -5,12 +5,12 @@
  * Used for kernels we start ourselves (`LocalKernel`, `verify`). Kernels of a user's server are
  * reached through the server instead (`ServerKernelChannel`).
  */
-import { randomBytes } from 'node:crypto';
 import { Dealer, Subscriber } from 'zeromq';
 import { ResumeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { endpointOf, type ConnectionInfo } from './connection-info.js';
 import { ExecuteCollector } from './execute-collector.js';
+import { KernelHeartbeat } from './kernel-heartbeat.js';
 import {
   DEFAULT_EXECUTE_TIMEOUT_MS,
   type ExecuteOptions,
@@ -51,15 +51,10 @@ export class ZmqKernelChannel implements KernelChannel {
   private readonly shell = new Dealer({ linger: 0 });
   private readonly control = new Dealer({ linger: 0 });
   private readonly iopub = new Subscriber({ linger: 0 });
-  private readonly hb = new Dealer({ linger: 0 });
+  private readonly heartbeat: KernelHeartbeat;
   private readonly pending = new Map<string, Pending>();
   private readonly sendChains = new Map<Dealer, Promise<void>>();
-  private readonly heartbeatIntervalMs: number;
-  private readonly heartbeatTimeoutMs: number;
   private readonly logger: Logger | undefined;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private lastPongAt = 0;
-  private pongWaiters = new Set<() => void>();
   private disposed = false;
 
   private constructor(
@@ -67,18 +62,18 @@ export class ZmqKernelChannel implements KernelChannel {
     options: ZmqKernelChannelOptions,
   ) {
     this.codec = new WireCodec(connectionInfo.key);
-    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1_000;
-    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
     this.logger = options.logger;
+    this.heartbeat = new KernelHeartbeat(endpointOf(connectionInfo, 'hb'), {
+      ...(options.heartbeatIntervalMs === undefined ? {} : { intervalMs: options.heartbeatIntervalMs }),
+      ...(options.heartbeatTimeoutMs === undefined ? {} : { timeoutMs: options.heartbeatTimeoutMs }),
+    });
     this.shell.connect(endpointOf(connectionInfo, 'shell'));
     this.control.connect(endpointOf(connectionInfo, 'control'));
     this.iopub.connect(endpointOf(connectionInfo, 'iopub'));
     this.iopub.subscribe();
-    this.hb.connect(endpointOf(connectionInfo, 'hb'));
     void this.receiveReplies(this.shell);
     void this.receiveReplies(this.control);
     void this.receiveIOPub();
-    void this.receivePongs();
   }
 
   /**
@@ -159,36 +154,21 @@ export class ZmqKernelChannel implements KernelChannel {
    * @returns whether the kernel process answered (it answers even while running a cell).
    */
   async isAlive(timeoutMs = 2_000): Promise<boolean> {
-    if (this.disposed) return false;
-    const since = Date.now();
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.pongWaiters.delete(onPong);
-        resolve(this.lastPongAt >= since);
-      }, timeoutMs);
-      const onPong = () => {
-        clearTimeout(timer);
-        this.pongWaiters.delete(onPong);
-        resolve(true);
-      };
-      this.pongWaiters.add(onPong);
-      void this.send(this.hb, [randomBytes(8)]).catch(() => undefined);
-    });
+    return this.disposed ? false : this.heartbeat.isAlive(timeoutMs);
   }
 
   /** {@inheritDoc KernelChannel.dispose} */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    this.stopHeartbeat();
+    this.heartbeat.close();
     const closed = new ResumeError('RESUME_ERR_KERNEL_CHANNEL_CLOSED', 'The kernel channel was closed while a request was pending.', {
       status: 503,
       hint: 'The caller shut the connection down; retry on a new connection if the kernel still runs.',
     });
     for (const p of this.pending.values()) p.fail(closed);
     this.pending.clear();
-    for (const waiter of [...this.pongWaiters]) waiter();
-    for (const socket of [this.shell, this.control, this.iopub, this.hb]) {
+    for (const socket of [this.shell, this.control, this.iopub]) {
       if (!socket.closed) socket.close();
     }
   }
@@ -273,7 +253,7 @@ export class ZmqKernelChannel implements KernelChannel {
    * forgets the request at the end.
    */
   private async track<T>(msgId: string, done: Promise<T>, timeoutMs: number, msgType: string, send: () => Promise<void>): Promise<T> {
-    this.startHeartbeat();
+    this.watchHeartbeat();
     try {
       await send();
       return await withTimeout(done, timeoutMs);
@@ -293,7 +273,7 @@ export class ZmqKernelChannel implements KernelChannel {
       const p = this.pending.get(msgId);
       this.pending.delete(msgId);
       p?.fail(new Error('request ended'));
-      if (this.pending.size === 0) this.stopHeartbeat();
+      if (this.pending.size === 0) this.heartbeat.unwatch();
     }
   }
 
@@ -334,17 +314,6 @@ export class ZmqKernelChannel implements KernelChannel {
     }
   }
 
-  private async receivePongs(): Promise<void> {
-    try {
-      for await (const _frames of this.hb) {
-        this.lastPongAt = Date.now();
-        for (const waiter of [...this.pongWaiters]) waiter();
-      }
-    } catch (error) {
-      this.logReceiveError(error);
-    }
-  }
-
   private decode(frames: Buffer[]): WireMessage | null {
     const msg = this.codec.decode(frames);
     if (!msg) this.logger?.warn('dropped a kernel message with a bad signature or framing');
@@ -352,28 +321,16 @@ export class ZmqKernelChannel implements KernelChannel {
   }
 
   /**
-   * While requests are pending, pings the heartbeat; a kernel silent for `heartbeatTimeoutMs`
-   * is dead, and every pending request fails at once instead of waiting for its own deadline.
+   * While requests are pending, the heartbeat is watched: a kernel silent for its timeout is dead,
+   * and every pending request fails at once instead of waiting for its own deadline.
    */
-  private startHeartbeat(): void {
-    if (this.heartbeatTimer || this.disposed) return;
-    this.lastPongAt = Date.now();
-    this.heartbeatTimer = setInterval(() => {
-      if (Date.now() - this.lastPongAt > this.heartbeatTimeoutMs) {
-        const error = deadKernelError(`Its heartbeat did not answer for ${this.heartbeatTimeoutMs} ms.`);
-        for (const p of this.pending.values()) p.fail(error);
-        this.pending.clear();
-        this.stopHeartbeat();
-        return;
-      }
-      void this.send(this.hb, [randomBytes(8)]).catch(() => undefined);
-    }, this.heartbeatIntervalMs);
-    this.heartbeatTimer.unref();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = null;
+  private watchHeartbeat(): void {
+    if (this.disposed) return;
+    this.heartbeat.watch(() => {
+      const error = deadKernelError(`Its heartbeat did not answer for ${this.heartbeat.timeoutMs} ms.`);
+      for (const p of this.pending.values()) p.fail(error);
+      this.pending.clear();
+    });
   }
 
   private logReceiveError(error: unknown): void {

@@ -93,7 +93,9 @@ export interface CheckpointStore {
    * In one transaction: checks that every expected blob is stored with that size and checksum,
    * then marks the checkpoint complete with its manifest and history. With `restoreOnNextStart`,
    * it becomes the session's pending restore and any older pending one is superseded.
-   * Throws RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (and changes nothing) when a blob is missing or wrong.
+   * Throws RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (and changes nothing) when a blob is missing or wrong,
+   * RESUME_ERR_CHECKPOINT_NOT_WRITING (409) when it is already failed or committed; committing again
+   * with the same manifest returns the committed checkpoint (a retry after a lost reply).
    */
   commitCheckpoint(input: {
     checkpointId: string;
@@ -114,6 +116,11 @@ export interface CheckpointStore {
    * both get it.
    */
   claimPendingRestore(sessionId: string, runId: string): Promise<Checkpoint | null>;
+  /**
+   * Records a restore's outcome (`restored` or `failed`) and the agent's report. Only a run restored
+   * from that checkpoint (by claim, or created with `restoredFromCheckpointId`) may report, and not
+   * over another run's claim: RESUME_ERR_RESTORE_NOT_CLAIMED (409) otherwise.
+   */
   recordRestoreReport(checkpointId: string, runId: string, ok: boolean, report: unknown): Promise<void>;
   /**
    * Makes a complete checkpoint the session's pending restore again (a user asked to resume it);
@@ -130,10 +137,16 @@ export interface BlobStore {
   /**
    * Streams `body` into the blob `key` of a checkpoint, chunk by chunk (a 1 GB array is never one
    * row or one buffer), computing size and sha256 on the way. Replaces an earlier blob with the
-   * same key. If the stream fails, nothing is left under that key.
+   * same key. If the stream fails, nothing is left under that key (and an earlier blob of that key
+   * stays as it was). Refused once the checkpoint is no longer `writing`
+   * (RESUME_ERR_CHECKPOINT_NOT_WRITING, 409): committed blobs never change. On failure `body` is left
+   * unconsumed, not destroyed, so an HTTP handler can still answer.
    */
   write(checkpointId: string, key: string, body: Readable): Promise<StoredBlob>;
-  /** Streams a blob back; RESUME_ERR_BLOB_NOT_FOUND if it does not exist. */
+  /**
+   * Streams a blob back; RESUME_ERR_BLOB_NOT_FOUND if it does not exist. Destroy `body` if you stop
+   * reading early.
+   */
   read(checkpointId: string, key: string): Promise<{ blob: StoredBlob; body: Readable }>;
   stat(checkpointId: string, key: string): Promise<StoredBlob | null>;
   list(checkpointId: string): Promise<StoredBlob[]>;

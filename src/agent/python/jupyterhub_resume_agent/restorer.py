@@ -139,6 +139,14 @@ def _rebuild(shell, names: list[str], cells: list[dict], loaded_groups: list[dic
     for name in set(user_variables(shell)) - before - known:
         namespace.pop(name, None)  # the checkpoint did not have it (e.g. deleted later in a cell the re-run skipped)
 
+    for name, entry in list(status.items()):
+        # A group that failed to load, whose variables the re-run made anyway: they are back.
+        if entry["status"] == "failed" and name in made_by_rerun and name in namespace and name not in names:
+            status[name] = {
+                "name": name,
+                "status": "recomputed",
+                "error": f"loading it failed ({entry.get('error')}); the re-run rebuilt it",
+            }
     for name in names:
         if name in plan.missing:
             continue

@@ -6,28 +6,36 @@ from __future__ import annotations
 IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 
 
-def user_bindings(shell) -> dict[str, int]:
-    """Maps every user variable to ``id()`` of its value, in namespace order.
+def namespace_ids(shell) -> dict[str, int]:
+    """Maps every name in the namespace (user's or not) to ``id()`` of its value.
 
-    This runs twice per cell, so it is one pass over the namespace with no deep work: a name is
-    skipped if it starts with ``_``, is one of IPython's own names, or is still bound to the very
-    object IPython (or start-up code) hid from ``%who`` via ``user_ns_hidden``.
+    The recorder takes this twice per cell, so it is the cheapest possible pass: no filtering
+    (that happens only for the few names a cell changed, see ``is_user_binding``) and no
+    references kept (a value the cell deletes is freed at once, as without the agent).
 
     :param shell: the IPython shell.
     """
+    return {name: id(value) for name, value in shell.user_ns.items()}
+
+
+def is_user_binding(shell, name, value_id: int) -> bool:
+    """Whether ``name`` bound to the object with ``value_id`` is a user variable.
+
+    Not a user variable: a name starting with ``_``, one of IPython's own names, or a name still
+    bound to the very object IPython (or start-up code) hid from ``%who`` via ``user_ns_hidden``.
+
+    :param shell: the IPython shell.
+    :param name: a key of the namespace.
+    :param value_id: ``id()`` of the value it is (or was) bound to.
+    """
+    if type(name) is not str or name[:1] == "_" or name in IPYTHON_NAMES:
+        return False
     hidden = shell.user_ns_hidden
-    return {
-        name: id(value)
-        for name, value in shell.user_ns.items()
-        if type(name) is str
-        and name[:1] != "_"
-        and name not in IPYTHON_NAMES
-        and not (name in hidden and hidden[name] is value)
-    }
+    return not (name in hidden and id(hidden[name]) == value_id)
 
 
 def user_variables(shell) -> dict[str, object]:
-    """Maps every user variable to its value, in namespace order (same rules as ``user_bindings``).
+    """Maps every user variable to its value, in namespace order (the rules of ``is_user_binding``).
 
     :param shell: the IPython shell.
     """

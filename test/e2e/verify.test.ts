@@ -1,0 +1,136 @@
+/**
+ * `jupyterhub-resume verify`, run as a user runs it: the bin script in a child process, with the
+ * test notebooks in test/notebooks/. Its `--json` output is a contract other work relies on.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PROJECT_ROOT } from '../fixtures/kernel.js';
+
+type VerifyJson = {
+  notebook: string;
+  ok: boolean;
+  plan: string;
+  variables: Array<{ name: string; status: string; restored_by: string | null }>;
+  timings: { run_s: number; checkpoint_s: number; restore_s: number };
+  bytes_stored: number;
+};
+
+/** Runs the CLI with its own TMPDIR (so its kernels and files can be found afterwards). */
+function runVerify(args: string[], tmp: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/jupyterhub-resume.js', 'verify', ...args],
+      { cwd: PROJECT_ROOT, env: { ...process.env, TMPDIR: tmp }, maxBuffer: 16 * 1024 * 1024, timeout: 240_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Parses stdout, which must be exactly one JSON object on one line. */
+function parseOne(stdout: string): unknown {
+  const lines = stdout.trim().split('\n');
+  assert.equal(lines.length, 1, `exactly one line of JSON on stdout, got:\n${stdout}`);
+  return JSON.parse(lines[0]!);
+}
+
+/** Processes whose command line mentions `marker` (the kernels a run started under its TMPDIR). */
+async function processesMentioning(marker: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(marker)) found.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+describe('jupyterhub-resume verify (CLI)', () => {
+  let tmp: string;
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'jhr-verify-e2e-'));
+  });
+
+  after(async () => {
+    // Kernels a failed assertion may have left behind: never leak processes.
+    for (const pid of await processesMentioning(tmp)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('restores every variable of the round-trip notebook equal, aliases and generator included', async () => {
+    const run = await runVerify(
+      ['test/notebooks/roundtrip.ipynb', '--json', '--after', 'test/notebooks/roundtrip-after.py'],
+      tmp,
+    );
+    assert.equal(run.code, 0, `exit code 0 expected\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+    const result = parseOne(run.stdout) as VerifyJson;
+    assert.deepEqual(Object.keys(result).sort(), ['bytes_stored', 'notebook', 'ok', 'plan', 'timings', 'variables']);
+    assert.equal(result.ok, true);
+    assert.equal(result.plan, 'store-all');
+    assert.equal(result.notebook, 'test/notebooks/roundtrip.ipynb');
+
+    const byName = new Map(result.variables.map((v) => [v.name, v]));
+    for (const v of result.variables) assert.deepEqual(Object.keys(v).sort(), ['name', 'restored_by', 'status']);
+    const notEqual = result.variables.filter((v) => v.status !== 'equal').map((v) => `${v.name}:${v.status}`);
+    // A generator has no fingerprint; the probe's g_next checks that it resumed in the right place.
+    assert.deepEqual(notEqual, ['gen:uncomparable']);
+    const expected = [
+      'count', 'ratio', 'title', 'flag', 'nothing', 'a', 'b', 'registry', 'np', 'big', 'pd', 'df', 'scale',
+      'scaled', 'Account', 'acct', 'square', 'squares', 'leftover', 'gen', 'first', 'second',
+      'g_next', 'same', 'shared_in_dict', 'deposit_after', 'scaled_again', 'square_7', 'big_sum', 'df_total',
+      'tmp_gone', 'np_is_numpy',
+    ];
+    assert.deepEqual(result.variables.map((v) => v.name).sort(), [...expected].sort());
+    assert.equal(byName.has('tmp'), false, 'a deleted name is not resurrected');
+    assert.equal(byName.get('gen')?.restored_by, 'recomputed');
+    for (const name of ['a', 'b', 'big', 'df', 'acct', 'square', 'np']) {
+      assert.equal(byName.get(name)?.restored_by, 'stored', `${name} is restored from the checkpoint`);
+    }
+    assert.ok(result.bytes_stored >= 100_000_000, `the 100 MB array is stored (${result.bytes_stored} bytes)`);
+    for (const t of Object.values(result.timings)) assert.ok(typeof t === 'number' && t >= 0);
+    assert.deepEqual(await processesMentioning(tmp), [], 'both kernels were shut down');
+    // (tsx keeps its compile cache in TMPDIR too; that one is not ours.)
+    const ours = (await readdir(tmp)).filter((name) => name.startsWith('jhr-'));
+    assert.deepEqual(ours, [], 'the checkpoint and the kernels\' files were removed');
+  });
+
+  it('exits non-zero and names the variables that honestly differ after a restore', async () => {
+    const run = await runVerify(['test/notebooks/differs.ipynb', '--json', '--after', 'test/notebooks/differs-after.py'], tmp);
+    assert.equal(run.code, 1, `exit code 1 expected\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+    const result = parseOne(run.stdout) as VerifyJson;
+    assert.equal(result.ok, false);
+    const status = Object.fromEntries(result.variables.map((v) => [v.name, v.status]));
+    // A re-created unseeded random generator yields new numbers; an id()-keyed dict misses.
+    assert.equal(status['next_sample'], 'differs');
+    assert.equal(status['found'], 'differs');
+    assert.equal(status['samples'], 'uncomparable');
+    for (const name of ['first_sample', 'handle', 'handle_ids', 'Handle', 'random']) assert.equal(status[name], 'equal', name);
+    assert.deepEqual(await processesMentioning(tmp), []);
+  });
+
+  it('prints a table with a verdict when --json is not given', async () => {
+    const run = await runVerify(['test/notebooks/differs.ipynb', '--after', 'test/notebooks/differs-after.py'], tmp);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /^variable\s+type\s+status\s+restored by/m);
+    assert.match(run.stdout, /^found\s+str\s+differs\s+recomputed\s+type str became NoneType$/m);
+    assert.match(run.stdout, /^FAILED: .*Not restored faithfully: next_sample, found\.$/m);
+  });
+});

@@ -1,0 +1,297 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { isResumeError } from '../../../src/errors.js';
+import type { CellRecord, KernelRun, KernelSession, StoredBlob } from '../../../src/store/checkpoint-store.js';
+import { PgBlobStore } from '../../../src/store/postgres/pg-blob-store.js';
+import { PgCheckpointStore } from '../../../src/store/postgres/pg-checkpoint-store.js';
+import { startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
+
+function cell(seq: number, code: string, extra: Partial<CellRecord> = {}): CellRecord {
+  return {
+    seq,
+    executionCount: seq,
+    code,
+    startedAt: new Date(Date.UTC(2026, 10, 21, 19, 30, seq)),
+    durationS: 0.001 * seq,
+    status: 'ok',
+    error: null,
+    created: [],
+    deleted: [],
+    rebound: [],
+    ...extra,
+  };
+}
+
+describe('PgCheckpointStore', () => {
+  let postgres: StartedPostgres;
+  let store: PgCheckpointStore;
+  let blobs: PgBlobStore;
+  let notebooks = 0;
+
+  before(async () => {
+    postgres = await startPostgres();
+    store = new PgCheckpointStore(postgres.pool);
+    blobs = new PgBlobStore(postgres.pool);
+  });
+
+  after(async () => {
+    await postgres?.stop();
+  });
+
+  async function newSession(user = 'alice'): Promise<KernelSession> {
+    return store.upsertSession({ user, server: '', notebookPath: `work/nb-${++notebooks}.ipynb`, kernelName: 'python3' });
+  }
+
+  async function newRun(session: KernelSession, restoredFromCheckpointId: string | null = null): Promise<KernelRun> {
+    return store.createRun({
+      sessionId: session.id,
+      kernelId: `kernel-${Math.random().toString(16).slice(2)}`,
+      serverUrl: `http://127.0.0.1:41213/user/${session.user}/`,
+      agentVersion: '0.1.0',
+      restoredFromCheckpointId,
+    });
+  }
+
+  /** A complete checkpoint of `run` with one blob holding `content`. */
+  async function completeCheckpoint(
+    session: KernelSession,
+    run: KernelRun,
+    options: { content?: string; cells?: CellRecord[]; restoreOnNextStart?: boolean } = {},
+  ) {
+    const checkpoint = await store.createCheckpoint({ sessionId: session.id, runId: run.id, trigger: 'cull' });
+    const g0 = await blobs.write(checkpoint.id, 'g0', Readable.from([Buffer.from(options.content ?? 'state')]));
+    return store.commitCheckpoint({
+      checkpointId: checkpoint.id,
+      manifest: { checkpoint_id: checkpoint.id, groups: [{ key: 'g0', bytes: g0.bytes, sha256: g0.sha256 }] },
+      cells: options.cells ?? [],
+      blobs: [g0],
+      restoreOnNextStart: options.restoreOnNextStart ?? false,
+    });
+  }
+
+  it('finds the same session for the same key and a new one for another notebook', async () => {
+    const key = { user: 'bob', server: 'gpu', notebookPath: 'a.ipynb', kernelName: 'python3' };
+    const [a, b] = await Promise.all([store.upsertSession(key), store.upsertSession(key)]);
+    assert.equal(a.id, b.id);
+    assert.deepEqual({ user: a.user, server: a.server, notebookPath: a.notebookPath, kernelName: a.kernelName }, key);
+    const other = await store.upsertSession({ ...key, notebookPath: 'b.ipynb' });
+    assert.notEqual(other.id, a.id);
+    assert.deepEqual(await store.getSession(a.id), a);
+    assert.equal(await store.getSession('not-a-uuid'), null);
+  });
+
+  it('lists the runs of a server newest first, each with its session', async () => {
+    const session = await store.upsertSession({ user: 'carol', server: 's1', notebookPath: 'x.ipynb', kernelName: 'python3' });
+    const older = await store.createRun({
+      sessionId: session.id,
+      kernelId: 'k-old',
+      serverUrl: 'http://127.0.0.1:1/user/carol/s1/',
+      agentVersion: '0.1.0',
+      restoredFromCheckpointId: null,
+      startedAt: new Date('2026-01-01T00:00:00Z'),
+    });
+    const newer = await newRun(session);
+    const runs = await store.listRunsForServer('carol', 's1');
+    assert.deepEqual(runs.map((r) => r.id), [newer.id, older.id]);
+    assert.deepEqual(runs[1]?.session, session);
+    assert.deepEqual(await store.getRun(older.id), older);
+    assert.deepEqual(await store.listRunsForServer('carol', ''), []);
+  });
+
+  it('refuses to commit a checkpoint whose blob is missing or mismatched, and the latest complete one stays', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const good = await completeCheckpoint(session, run, { content: 'good' });
+    assert.equal(good.state, 'complete');
+
+    const next = await store.createCheckpoint({ sessionId: session.id, runId: run.id, trigger: 'cull' });
+    const g0 = await blobs.write(next.id, 'g0', Readable.from([Buffer.from('twelve bytes')]));
+    const wrongSize: StoredBlob = { ...g0, bytes: g0.bytes + 1 };
+    const wrongSha: StoredBlob = { ...g0, sha256: 'f'.repeat(64) };
+    const missing: StoredBlob = { key: 'g1', bytes: 3, sha256: g0.sha256 };
+
+    for (const expected of [[wrongSize], [wrongSha], [g0, missing]]) {
+      await assert.rejects(
+        store.commitCheckpoint({ checkpointId: next.id, manifest: { v: 1 }, cells: [], blobs: expected, restoreOnNextStart: true }),
+        (e: unknown) => {
+          assert.ok(isResumeError(e));
+          assert.equal(e.code, 'RESUME_ERR_CHECKPOINT_BLOB_MISMATCH');
+          assert.equal(e.status, 409);
+          assert.ok(e.hint);
+          return true;
+        },
+      );
+    }
+    const after = await store.getCheckpoint(next.id);
+    assert.equal(after?.state, 'writing', 'nothing changed');
+    assert.equal(after?.restoreState, 'none');
+    assert.equal((await store.latestCompleteCheckpoint(session.id))?.id, good.id);
+
+    // The same checkpoint commits once the blobs match.
+    const committed = await store.commitCheckpoint({ checkpointId: next.id, manifest: { v: 1 }, cells: [], blobs: [g0], restoreOnNextStart: false });
+    assert.equal(committed.bytesStored, g0.bytes);
+    assert.equal((await store.latestCompleteCheckpoint(session.id))?.id, next.id);
+  });
+
+  it('never lets a failed checkpoint change the latest complete one', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const good = await completeCheckpoint(session, run);
+    const doomed = await store.createCheckpoint({ sessionId: session.id, runId: run.id, trigger: 'cull' });
+    await blobs.write(doomed.id, 'g0', Readable.from([Buffer.from('half')]));
+
+    await store.failCheckpoint(doomed.id, 'agent timed out');
+
+    const failed = await store.getCheckpoint(doomed.id);
+    assert.equal(failed?.state, 'failed');
+    assert.equal(failed?.error, 'agent timed out');
+    assert.equal((await store.latestCompleteCheckpoint(session.id))?.id, good.id);
+    await assert.rejects(
+      store.commitCheckpoint({ checkpointId: doomed.id, manifest: {}, cells: [], blobs: [], restoreOnNextStart: true }),
+      { code: 'RESUME_ERR_CHECKPOINT_NOT_WRITING' },
+    );
+    // Failing a complete checkpoint is a no-op.
+    await store.failCheckpoint(good.id, 'too late');
+    const stillGood = await store.getCheckpoint(good.id);
+    assert.equal(stillGood?.state, 'complete');
+    assert.equal(stillGood?.error, null);
+  });
+
+  it('returns the committed checkpoint when a commit is retried with the same manifest', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const first = await completeCheckpoint(session, run);
+    const again = await store.commitCheckpoint({
+      checkpointId: first.id,
+      manifest: first.manifest,
+      cells: [],
+      blobs: [],
+      restoreOnNextStart: false,
+    });
+    assert.deepEqual(again, first);
+    await assert.rejects(
+      store.commitCheckpoint({ checkpointId: first.id, manifest: { other: true }, cells: [], blobs: [], restoreOnNextStart: false }),
+      { code: 'RESUME_ERR_CHECKPOINT_NOT_WRITING' },
+    );
+  });
+
+  it('hands a pending restore to exactly one of two kernels claiming it at once', async () => {
+    for (let round = 0; round < 5; round++) {
+      const session = await newSession();
+      const culled = await newRun(session);
+      const checkpoint = await completeCheckpoint(session, culled, { restoreOnNextStart: true });
+      assert.equal(checkpoint.restoreState, 'pending');
+      const [tab1, tab2] = await Promise.all([newRun(session), newRun(session)]);
+
+      const claims = await Promise.all([
+        store.claimPendingRestore(session.id, tab1.id),
+        store.claimPendingRestore(session.id, tab2.id),
+      ]);
+
+      const winners = claims.filter((c) => c !== null);
+      assert.equal(winners.length, 1, `round ${round}: exactly one claim succeeds`);
+      const winnerRun = claims[0] !== null ? tab1 : tab2;
+      assert.equal(winners[0]?.id, checkpoint.id);
+      assert.equal(winners[0]?.restoreState, 'claimed');
+      assert.equal(winners[0]?.restoredIntoRunId, winnerRun.id);
+      assert.equal((await store.getRun(winnerRun.id))?.restoredFromCheckpointId, checkpoint.id);
+      // A retry by the winner gets the same checkpoint; the loser still gets nothing.
+      assert.equal((await store.claimPendingRestore(session.id, winnerRun.id))?.id, checkpoint.id);
+      assert.equal(await store.claimPendingRestore(session.id, winnerRun === tab1 ? tab2.id : tab1.id), null);
+    }
+  });
+
+  it('supersedes an older pending restore when a newer checkpoint is committed for restore', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const older = await completeCheckpoint(session, run, { restoreOnNextStart: true });
+    const newer = await completeCheckpoint(session, run, { restoreOnNextStart: true });
+    assert.equal((await store.getCheckpoint(older.id))?.restoreState, 'none');
+    const claimed = await store.claimPendingRestore(session.id, (await newRun(session)).id);
+    assert.equal(claimed?.id, newer.id);
+  });
+
+  it('makes a restored or older checkpoint pending again on request', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const older = await completeCheckpoint(session, run);
+    const newer = await completeCheckpoint(session, run, { restoreOnNextStart: true });
+
+    const requested = await store.requestRestore(older.id);
+
+    assert.equal(requested.restoreState, 'pending');
+    assert.equal((await store.getCheckpoint(newer.id))?.restoreState, 'none');
+    const writing = await store.createCheckpoint({ sessionId: session.id, runId: run.id, trigger: 'manual' });
+    await assert.rejects(store.requestRestore(writing.id), { code: 'RESUME_ERR_CHECKPOINT_NOT_COMPLETE', status: 409 });
+  });
+
+  it('gives a restored run the checkpoint’s cells followed by its own', async () => {
+    const session = await newSession();
+    const first = await newRun(session);
+    const history = [cell(1, 'import numpy as np'), cell(2, 'a = np.arange(3)', { created: ['a'] })];
+    await store.appendCells(first.id, history);
+    const checkpoint = await completeCheckpoint(session, first, { cells: await store.historyOfRun(first.id), restoreOnNextStart: true });
+    assert.deepEqual(checkpoint.cells, history);
+
+    const second = await newRun(session);
+    await store.claimPendingRestore(session.id, second.id);
+    const own = [
+      cell(1, 'b = a * 2', { created: ['b'] }),
+      cell(2, '1 / 0', { status: 'error', error: { ename: 'ZeroDivisionError', evalue: 'division by zero' } }),
+    ];
+    await store.appendCells(second.id, own);
+
+    assert.deepEqual(await store.historyOfRun(second.id), [...history, ...own]);
+    await store.recordRestoreReport(checkpoint.id, second.id, true, { variables: [{ name: 'a', status: 'stored' }] });
+    const reported = await store.getCheckpoint(checkpoint.id);
+    assert.equal(reported?.restoreState, 'restored');
+    assert.deepEqual(reported?.restoreReport, { variables: [{ name: 'a', status: 'stored' }] });
+    await assert.rejects(store.recordRestoreReport(checkpoint.id, first.id, false, {}), { code: 'RESUME_ERR_RESTORE_NOT_CLAIMED' });
+  });
+
+  it('ignores cells whose seq is already stored, so retried batches are harmless', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const one = cell(1, 'x = 1', { created: ['x'] });
+    const two = cell(2, 'y = x + 1', { created: ['y'] });
+    await store.appendCells(run.id, [one, two]);
+
+    await store.appendCells(run.id, [{ ...two, code: 'a retry that differs' }, cell(3, 'del x', { deleted: ['x'] })]);
+    await store.appendCells(run.id, [one, two]);
+
+    const history = await store.historyOfRun(run.id);
+    assert.deepEqual(history.map((c) => [c.seq, c.code]), [
+      [1, 'x = 1'],
+      [2, 'y = x + 1'],
+      [3, 'del x'],
+    ]);
+    assert.deepEqual(history[2]?.deleted, ['x']);
+    await assert.rejects(store.appendCells('00000000-0000-4000-8000-000000000000', [one]), { code: 'RESUME_ERR_RUN_NOT_FOUND', status: 404 });
+  });
+
+  it('lists checkpoints newest first, only the given user’s when asked', async () => {
+    const dave = await newSession('dave');
+    const erin = await newSession('erin');
+    const daveCheckpoint = await completeCheckpoint(dave, await newRun(dave));
+    const erinCheckpoint = await completeCheckpoint(erin, await newRun(erin));
+
+    const daves = await store.listCheckpoints({ user: 'dave' });
+    assert.deepEqual(daves.map((c) => c.id), [daveCheckpoint.id]);
+    assert.equal(daves[0]?.notebookPath, dave.notebookPath);
+    assert.equal('cells' in (daves[0] ?? {}), false);
+    const all = (await store.listCheckpoints({})).map((c) => c.id);
+    assert.ok(all.indexOf(erinCheckpoint.id) < all.indexOf(daveCheckpoint.id));
+  });
+
+  it('refuses a run restored from a checkpoint of another session, and a checkpoint of a run in another session', async () => {
+    const mine = await newSession();
+    const theirs = await newSession('mallory');
+    const theirCheckpoint = await completeCheckpoint(theirs, await newRun(theirs));
+    await assert.rejects(newRun(mine, theirCheckpoint.id), { code: 'RESUME_ERR_CHECKPOINT_NOT_FOUND' });
+    const myRun = await newRun(mine);
+    await assert.rejects(store.createCheckpoint({ sessionId: theirs.id, runId: myRun.id, trigger: 'manual' }), {
+      code: 'RESUME_ERR_RUN_NOT_FOUND',
+    });
+  });
+});
