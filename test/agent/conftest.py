@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import KernelManager
 
-from protocol_service import ProtocolService
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_PATH = REPO / "src" / "agent" / "python"
@@ -194,14 +193,6 @@ def module_kernels(tmp_path_factory):
     pool = KernelPool(tmp_path_factory)
     yield pool
     pool.shutdown_all()
-
-
-@pytest.fixture
-def protocol_service():
-    """The HTTP side of the agent protocol on a free port; stopped after the test."""
-    service = ProtocolService()
-    yield service
-    service.close()
 
 
 def wait_until(condition, timeout: float = 30, interval: float = 0.05, message: str = "condition"):

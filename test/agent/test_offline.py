@@ -51,3 +51,23 @@ def test_the_network_audit_sees_the_calls_of_a_kernel_with_a_service_url(start_k
     )
     events = kernel.value("__import__('sitecustomize').events")
     assert any(event.startswith(("socket.connect", "http.client.connect")) for event in events), events
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_service_costs_one_line_on_stderr_and_the_kernel_works(start_kernel):
+    url = f"http://127.0.0.1:{_free_port()}/services/resume/"
+    kernel = start_kernel(env={"JUPYTERHUB_RESUME_URL": url, "JUPYTERHUB_API_TOKEN": "secret-token-value"})
+    cell = kernel.run("answer = 6 * 7\nprint(answer)")
+    assert cell.reply["status"] == "ok" and cell.stdout == "42\n"
+    assert "jupyterhub-resume" not in cell.stderr
+    lines = [line for line in kernel.stderr_text().splitlines() if "jupyterhub-resume" in line]
+    assert len(lines) == 1 and "cannot reach the resume service" in lines[0], kernel.stderr_text()
+    assert "secret-token-value" not in kernel.stderr_text()
+    status = kernel.command({"op": "status"})
+    assert status["run_id"] is None and status["cells_recorded"] == 1
+    assert kernel.command({"op": "flush", "timeout_s": 1}) == {"records_pending": 0}

@@ -228,4 +228,39 @@ describe('cull and restore, end to end', () => {
     // And the owner can.
     assert.equal((await api(aliceToken, `api/checkpoints/${firstCheckpointId}`)).status, 200);
   });
+
+  it('records every cell in Postgres as it runs, and catches up after the store was down', async () => {
+    await startServer('alice');
+    const notebook = await openNotebook({ publicUrl: hub.publicUrl, user: 'alice', token: aliceToken, path: 'history.ipynb' });
+    const db = () => new pg.Client({ connectionString: postgres.url });
+    const recorded = async (): Promise<string[]> => {
+      const client = db();
+      await client.connect();
+      try {
+        const rows = await client.query(
+          `SELECT c.code FROM cell_execution c JOIN kernel_run r ON r.id = c.kernel_run_id
+            WHERE r.kernel_id = $1 ORDER BY c.seq`,
+          [notebook.kernelId],
+        );
+        return rows.rows.map((r: { code: string }) => r.code);
+      } finally {
+        await client.end();
+      }
+    };
+    await notebook.run('one = 1');
+    await notebook.run('two = one + 1');
+    await waitFor('the first two records', async () => (await recorded()).length === 2);
+
+    await postgres.server.stop();
+    await notebook.run('three = two + 1'); // its record cannot be stored now
+    await postgres.server.start();
+    await notebook.run('four = three + 1');
+    await notebook.close();
+
+    const codes = await waitFor('all four records', async () => {
+      const r = await recorded();
+      return r.length === 4 ? r : null;
+    });
+    assert.deepEqual(codes, ['one = 1', 'two = one + 1', 'three = two + 1', 'four = three + 1']);
+  });
 });

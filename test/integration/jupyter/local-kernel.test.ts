@@ -102,6 +102,23 @@ describe('LocalKernel', () => {
     assert.ok(Date.now() - started < 20_000, 'an early exit is reported at once, not at the deadline');
   });
 
+  it('fails at once, without waiting for its deadline, when the kernel dies after binding its ports', async () => {
+    const dying = join(scratch, 'dying');
+    await mkdir(dying);
+    // Extensions load after the sockets are bound, while we are already handshaking.
+    await writeFile(join(dying, 'exit_extension.py'), 'import os\ndef load_ipython_extension(ip):\n    os._exit(3)\n');
+    const started = Date.now();
+    await assert.rejects(
+      LocalKernel.start({ extraArgs: ['--ext=exit_extension'], env: { PYTHONPATH: dying }, startupTimeoutMs: 60_000 }),
+      (error: { code?: string; message?: string }) => {
+        assert.equal(error.code, 'RESUME_ERR_KERNEL_START_FAILED');
+        assert.match(error.message ?? '', /exited during start-up \(code 3\)/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 20_000);
+  });
+
   it('fails with RESUME_ERR_KERNEL_START_FAILED when the interpreter does not exist', async () => {
     await assert.rejects(LocalKernel.start({ python: join(scratch, 'no-such-python') }), {
       code: 'RESUME_ERR_KERNEL_START_FAILED',
