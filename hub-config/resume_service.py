@@ -17,10 +17,10 @@ from traitlets.config import LazyConfigValue
 SERVICE_SCOPES = [
     # GET /hub/api/users: find every user with a running server (the culler's sweep, the drain).
     "list:users",
-    # The `servers` field of the user model: ready/pending, url, started, last_activity per server.
+    # The `servers` field of the user model: ready/pending, url, started and last_activity per server
+    # (the culler compares each server's own last_activity with its timeout; the user-level
+    # activity, `read:users:activity`, is not needed).
     "read:servers",
-    # The user-level `last_activity`, which the culler compares with its idle timeout.
-    "read:users:activity",
     # DELETE /hub/api/users/:name/server[s/:server]: stop an idle server once it is checkpointed.
     "delete:servers",
     # Call every user server's Jupyter API (kernels, sessions, kernel websockets): the service

@@ -66,7 +66,11 @@ export class CheckpointRunner {
     };
     logger.info({ ...context, notebook: session.notebookPath, trigger }, 'checkpoint started');
     try {
-      const grant = grants.issue({ user: session.user, runId: run.id, checkpointId: checkpoint.id, action: 'upload' });
+      // The grant must outlive the slowest checkpoint we are willing to wait for.
+      const grant = grants.issue(
+        { user: session.user, runId: run.id, checkpointId: checkpoint.id, action: 'upload' },
+        { minTtlS: this.o.timeoutMs / 1000 + 60 },
+      );
       const manifest = await agent.checkpoint(
         checkpoint.id,
         { kind: 'http', url: `${this.o.agentUrl}api/agent/checkpoints/${checkpoint.id}/blobs/`, grant },
@@ -74,9 +78,9 @@ export class CheckpointRunner {
       );
       if (manifest.checkpoint_id !== checkpoint.id) {
         throw new ResumeError(
-          'RESUME_ERR_AGENT_PROTOCOL_MISMATCH',
+          'RESUME_ERR_AGENT_BAD_ANSWER',
           `The agent answered for checkpoint ${manifest.checkpoint_id}, not ${checkpoint.id}.`,
-          { status: 502, context },
+          { status: 502, hint: 'Restart the kernel so it loads the agent shipped with this service.', context },
         );
       }
       // The agent's own history is complete by construction (it includes the cells of the checkpoint

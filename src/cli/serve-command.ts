@@ -34,7 +34,8 @@ export function serveCommand(): Command {
     try {
       service = await startService(loadConfig(process.env, flags));
     } catch (e) {
-      process.stderr.write(`jupyterhub-resume: ${isResumeError(e) ? `${e.message}\n${e.hint ?? ''}` : String(e)}\n`);
+      const text = isResumeError(e) ? `${e.code}: ${e.message}${e.hint === undefined ? '' : `\n${e.hint}`}` : String(e);
+      process.stderr.write(`jupyterhub-resume: ${text}\n`);
       process.exit(1);
     }
     const shutdown = (signal: string) => {

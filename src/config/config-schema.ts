@@ -108,7 +108,11 @@ export type SettingName = keyof typeof SETTINGS;
 const url = (what: string) =>
   z.url({ message: `must be an absolute URL (${what})` }).transform((u) => u.replace(/\/+$/, ''));
 const seconds = z.coerce.number({ message: 'must be a number of seconds' }).positive('must be greater than 0');
-const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) =>
+const flag = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])], {
+    message: 'must be true or false (also 1/0, yes/no)',
+  })
+  .transform((v) =>
   typeof v === 'boolean' ? v : ['true', '1', 'yes'].includes(v),
 );
 

@@ -5,7 +5,7 @@ import type { HubClient, HubServer } from '../hub/hub-client.js';
 import type { Logger } from '../log.js';
 import type { CheckpointStore, KernelRun, KernelSession } from '../store/checkpoint-store.js';
 import type { ServiceMetrics } from '../web/service-metrics.js';
-import { type ServiceTouch, shouldCull } from './cull-policy.js';
+import { type ServiceTouch, shouldCull, userLastActivity } from './cull-policy.js';
 import type { AgentConnection, KernelAdopter, RunningKernel, UserServers } from './user-servers.js';
 
 export type CullerOptions = {
@@ -117,17 +117,32 @@ export class Culler {
     const { logger, metrics } = this.o;
     const key = serverKey(server);
     const ctx = { user: server.user, server: server.name };
-    const decision = shouldCull(server, this.now(), this.o.timeoutS, this.touches.get(key));
+    const previous = this.touches.get(key);
+    const decision = shouldCull(server, this.now(), this.o.timeoutS, previous);
     if (!decision.cull) {
       logger.debug({ ...ctx, reason: decision.reason }, 'not culling');
       return 'not-idle';
     }
 
-    const touch: ServiceTouch = { from: this.now(), to: this.now(), lastActivityBefore: server.lastActivity };
+    // What the user did last, not what our previous round did: retries must keep seeing the idleness.
+    const touch: ServiceTouch = {
+      from: this.now(),
+      to: this.now(),
+      lastActivityBefore: userLastActivity(server, previous),
+    };
     this.touches.set(key, touch);
     try {
       const runs = await this.o.store.listRunsForServer(server.user, server.name);
       const serverUrl = await this.reachableUrl(server, runs);
+      if (serverUrl === null && !this.o.cullOnCheckpointFailure) {
+        // Without a way in we cannot know whether kernels hold state: keeping the server is the safe side.
+        logger.warn(
+          ctx,
+          'not stopping the server: no kernel of it registered a direct URL and RESUME_HUB_PUBLIC_URL is not set, so its kernels cannot be checkpointed',
+        );
+        metrics.culls.inc({ decision: 'kept-checkpoint-failed' });
+        return 'kept-checkpoint-failed';
+      }
       const kernels = serverUrl === null ? [] : await this.o.servers.kernels(serverUrl);
       const busy = kernels.filter((k) => k.executionState === 'busy');
       if (busy.length > 0) {
@@ -161,7 +176,14 @@ export class Culler {
           return 'kept-busy';
         }
       }
-      const result = await this.o.hub.stopServer(server.user, server.name);
+      let result: 'stopped' | 'pending';
+      try {
+        result = await this.o.hub.stopServer(server.user, server.name);
+      } catch (e) {
+        logger.error({ ...ctx, code: isResumeError(e) ? e.code : undefined, reason: String(e) }, 'could not stop the server');
+        metrics.culls.inc({ decision: 'stop-failed' });
+        return 'stop-failed';
+      }
       logger.info({ ...ctx, result }, result === 'stopped' ? 'server stopped' : 'server is slow to stop');
       metrics.culls.inc({ decision: 'culled' });
       this.touches.delete(key);
@@ -185,7 +207,7 @@ export class Culler {
       connection = await this.o.servers.connectAgent(serverUrl, kernel.id);
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
-      logger.warn({ ...ctx, reason }, 'could not connect to the kernel');
+      logger.warn({ ...ctx, code: isResumeError(e) ? e.code : undefined, reason }, 'could not connect to the kernel');
       return `kernel ${kernel.id}: ${reason}`;
     }
     try {
@@ -199,7 +221,7 @@ export class Culler {
       return null;
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
-      logger.warn({ ...ctx, reason }, 'checkpoint failed');
+      logger.warn({ ...ctx, code: isResumeError(e) ? e.code : undefined, reason }, 'checkpoint failed');
       return `kernel ${kernel.id}: ${reason}`;
     } finally {
       await connection.dispose();
@@ -223,13 +245,17 @@ function serverKey(server: HubServer): string {
 }
 
 /**
- * node-cron has a seconds field; steps that do not divide a minute restart every minute, so
- * periods are expressed in the largest unit that keeps them regular.
+ * node-cron has a seconds field, and a step that does not divide its unit restarts at every unit
+ * (`*\/45` seconds fires at :00 and :45). So a period is rounded down to the nearest one that
+ * divides the minute, the hour or the day, and rounds stay evenly spaced.
  */
 export function cronExpression(everyS: number): string {
+  const largestDivisor = (value: number, of: number) => {
+    for (let d = Math.max(1, Math.min(Math.floor(value), of)); d > 1; d -= 1) if (of % d === 0) return d;
+    return 1;
+  };
   const s = Math.max(1, Math.round(everyS));
-  if (s < 60) return `*/${s} * * * * *`;
-  const m = Math.max(1, Math.round(s / 60));
-  if (m < 60) return `0 */${m} * * * *`;
-  return `0 0 */${Math.max(1, Math.round(m / 60))} * * *`;
+  if (s < 60) return `*/${largestDivisor(s, 60)} * * * * *`;
+  if (s < 3600) return `0 */${largestDivisor(s / 60, 60)} * * * *`;
+  return `0 0 */${largestDivisor(s / 3600, 24)} * * *`;
 }

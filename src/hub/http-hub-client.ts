@@ -183,7 +183,7 @@ export class HttpHubClient implements HubClient {
     for (;;) {
       const found = await this.getUser(user);
       if (found === null && goal === 'ready') {
-        throw new ResumeError('RESUME_ERR_HUB_SPAWN_FAILED', `The hub has no user ${JSON.stringify(user)}`, {
+        throw new ResumeError('RESUME_ERR_HUB_USER_NOT_FOUND', `The hub has no user ${JSON.stringify(user)}`, {
           status: 404,
           hint: 'Check the user name; it may have been deleted',
           context: { user, server: serverName },

@@ -156,7 +156,7 @@ export class JupyterServerClient {
       await response.body?.cancel();
       throw new ResumeError('RESUME_ERR_JUPYTER_FORBIDDEN', `${where} was refused (${response.status}).`, {
         status: 403,
-        hint: 'The token is not accepted by this server: the service role needs the access:servers scope (reference/jupyterhub.md §4).',
+        hint: 'The token is not accepted by this server: the service role needs the access:servers scope (see hub-config/resume_service.py).',
       });
     }
     const text = await response.text();

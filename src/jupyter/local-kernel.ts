@@ -148,12 +148,15 @@ export class LocalKernel {
     });
     exitedEarly.catch(() => undefined);
 
+    // Stops a handshake that lost the race to an early exit, so it does not run to its deadline.
+    const giveUp = new AbortController();
     try {
       const info = await Promise.race([kernel.waitForBoundPorts(deadline, python), exitedEarly]);
       kernel._channel = await Promise.race([
         ZmqKernelChannel.connect(info, {
           ...options.channel,
           connectTimeoutMs: Math.max(1_000, deadline - Date.now()),
+          signal: giveUp.signal,
           ...(options.logger ? { logger: options.logger } : {}),
         }),
         exitedEarly,
@@ -161,6 +164,7 @@ export class LocalKernel {
       options.logger?.debug({ kernelId, pid: child.pid }, 'local kernel started');
       return kernel;
     } catch (error) {
+      giveUp.abort();
       await kernel.shutdown();
       if (error instanceof ResumeError && error.code === 'RESUME_ERR_KERNEL_START_FAILED') throw error;
       throw startFailed(

@@ -33,6 +33,8 @@ export type ZmqKernelChannelOptions = {
   heartbeatIntervalMs?: number;
   /** A heartbeat silent this long means the kernel is dead; default 5 s. */
   heartbeatTimeoutMs?: number;
+  /** Aborting stops `connect` early (e.g. the kernel process already exited). */
+  signal?: AbortSignal;
   logger?: Logger;
 };
 
@@ -90,7 +92,7 @@ export class ZmqKernelChannel implements KernelChannel {
   static async connect(info: ConnectionInfo, options: ZmqKernelChannelOptions = {}): Promise<ZmqKernelChannel> {
     const channel = new ZmqKernelChannel(info, options);
     try {
-      await channel.handshake(options.connectTimeoutMs ?? 30_000);
+      await channel.handshake(options.connectTimeoutMs ?? 30_000, options.signal);
       return channel;
     } catch (error) {
       await channel.dispose();
@@ -174,10 +176,16 @@ export class ZmqKernelChannel implements KernelChannel {
   }
 
   /** Sends kernel_info until one comes back with its iopub status (iopub is live), or the deadline. */
-  private async handshake(timeoutMs: number): Promise<void> {
+  private async handshake(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let answered = false;
     while (Date.now() < deadline) {
+      if (signal?.aborted) {
+        throw new ResumeError('RESUME_ERR_KERNEL_CHANNEL_CLOSED', 'Connecting to the kernel was given up.', {
+          status: 503,
+          hint: 'The caller stopped waiting for the kernel (it exited or was shut down).',
+        });
+      }
       const { msgId, frames } = this.codec.encode('kernel_info_request', {});
       let reply: unknown = undefined;
       let sawIOPub = false;

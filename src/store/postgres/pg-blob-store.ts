@@ -97,7 +97,7 @@ export class PgBlobStore implements BlobStore {
     if (location === null) {
       throw new ResumeError('RESUME_ERR_BLOB_NOT_FOUND', `checkpoint ${checkpointId} has no blob ${JSON.stringify(key)}`, {
         status: 404,
-        hint: 'The checkpoint was deleted or never finished storing this blob; its variables will be recomputed from history.',
+        hint: 'The checkpoint was deleted or never finished storing this blob; the variables in it cannot be loaded from this checkpoint.',
         context: { checkpointId, key },
       });
     }

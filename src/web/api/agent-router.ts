@@ -16,10 +16,11 @@ const PROTOCOL_VERSION = 1;
 const registerKernelSchema = z.object({
   protocol: z.number().int(),
   agent_version: z.string().max(64),
-  kernel_id: z.string().min(1).max(128),
-  kernel_name: z.string().min(1).max(256),
+  // The agent sends "" for what it could not find out (agent-protocol.md): accept it.
+  kernel_id: z.string().max(128),
+  kernel_name: z.string().max(256),
   notebook_path: z.string().max(4096),
-  server_url: z.url(),
+  server_url: z.union([z.literal(''), z.url()]),
   python_version: z.string().max(64).optional(),
   started_at: z.iso.datetime().optional(),
 });

@@ -2,7 +2,7 @@ import express, { type Response } from 'express';
 import { ResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Checkpoint, CheckpointStore, CheckpointSummary, KernelSession } from '../../store/checkpoint-store.js';
-import { authenticate, type HubIdentities, identityOf, requireServiceAccess } from '../auth/hub-identity.js';
+import { authenticate, type HubIdentities, identityOf, isAdmin, requireServiceAccess } from '../auth/hub-identity.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -16,7 +16,8 @@ export type CheckpointsRouterOptions = {
 /**
  * The user-facing checkpoints API: list your saved sessions, look at one (what was stored, what
  * will be recomputed, how its last restore went), and ask for one to be restored at the next kernel
- * start. Users see only their own checkpoints; hub admins see everyone's.
+ * start. Users see only their own checkpoints; callers with the `admin:servers` scope (hub admins)
+ * see everyone's.
  */
 export function checkpointsRouter(options: CheckpointsRouterOptions): express.Router {
   const { store, identities, serviceName, logger } = options;
@@ -26,11 +27,11 @@ export function checkpointsRouter(options: CheckpointsRouterOptions): express.Ro
   router.get('/checkpoints', async (req, res) => {
     const identity = identityOf(res);
     const asked = typeof req.query['user'] === 'string' ? req.query['user'] : undefined;
-    if (asked !== undefined && asked !== identity.name && !identity.admin) {
+    if (asked !== undefined && asked !== identity.name && !isAdmin(identity)) {
       throw forbiddenUser(identity.name);
     }
     // Admins without ?user= see everyone; everybody else only themselves.
-    const user = identity.admin ? asked : identity.name;
+    const user = isAdmin(identity) ? asked : identity.name;
     const checkpoints = await store.listCheckpoints(user === undefined ? {} : { user });
     res.json({ checkpoints: checkpoints.map(summaryView) });
   });
@@ -69,7 +70,7 @@ async function visibleCheckpoint(
   const identity = identityOf(res);
   const checkpoint = UUID.test(id) ? await store.getCheckpoint(id) : null;
   const session = checkpoint === null ? null : await store.getSession(checkpoint.sessionId);
-  if (checkpoint === null || session === null || (session.user !== identity.name && !identity.admin)) {
+  if (checkpoint === null || session === null || (session.user !== identity.name && !isAdmin(identity))) {
     throw new ResumeError('RESUME_ERR_CHECKPOINT_NOT_FOUND', `No checkpoint ${id} among yours.`, {
       status: 404,
       hint: 'GET api/checkpoints lists the checkpoints you can see.',

@@ -41,13 +41,17 @@ export class BlobGrants {
     this.ttlS = options.ttlS;
   }
 
-  /** @returns a signed grant valid for the configured time. */
-  issue(grant: BlobGrant): string {
+  /**
+   * @param options.minTtlS keep the grant valid at least this long (a checkpoint allowed to run
+   *   longer than the configured lifetime must not lose its grant half way).
+   * @returns a signed grant.
+   */
+  issue(grant: BlobGrant, options: { minTtlS?: number } = {}): string {
     return jwt.sign({ run: grant.runId, ckpt: grant.checkpointId, act: grant.action }, this.secret, {
       algorithm: 'HS256',
       subject: grant.user,
       audience: AUDIENCE,
-      expiresIn: this.ttlS,
+      expiresIn: Math.ceil(Math.max(this.ttlS, options.minTtlS ?? 0)),
     });
   }
 

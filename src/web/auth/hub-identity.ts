@@ -57,6 +57,15 @@ export function identityOf(res: Response): Identity {
   return identity;
 }
 
+/**
+ * Whether the caller may see every user's checkpoints: decided by a scope the token carries
+ * (`admin:servers`, unfiltered, which hub admins hold), not by the user model's `admin` flag, so a
+ * token an admin scoped down for a script does not keep admin powers here.
+ */
+export function isAdmin(identity: Identity): boolean {
+  return identity.scopes.includes('admin:servers');
+}
+
 /** Express middleware: resolves the caller's hub token, or answers 401. */
 export function authenticate(identities: HubIdentities) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
@@ -93,7 +102,7 @@ export function requireServiceAccess(serviceName: string) {
   const allowed = new Set(['access:services', `access:services!service=${serviceName}`]);
   return (_req: Request, res: Response, next: NextFunction): void => {
     const identity = identityOf(res);
-    if (identity.admin || identity.scopes.some((s) => allowed.has(s))) {
+    if (isAdmin(identity) || identity.scopes.some((s) => allowed.has(s))) {
       next();
       return;
     }

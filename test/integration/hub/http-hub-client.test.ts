@@ -235,7 +235,7 @@ describe('HttpHubClient against a real JupyterHub', { timeout: 240_000 }, () => 
     assert.equal(owner.server, null);
     assert.deepEqual(
       [...owner.scopes].sort(),
-      ['access:servers', 'delete:servers', 'list:users', 'read:servers', 'read:users:activity', 'read:users:name'].sort(),
+      ['access:servers', 'delete:servers', 'list:users', 'read:servers', 'read:users:name'].sort(),
     );
   });
 

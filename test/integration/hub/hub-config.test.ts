@@ -51,7 +51,7 @@ c = Config()
 configure_resume_service(c, url="http://svc:8080", api_token="t" * 32, name="resume2", display=False)
 emit(c.JupyterHub.load_roles)`) as Role[];
     const service = roles.find((r) => r.services?.includes('resume2'));
-    assert.deepEqual([...(service?.scopes ?? [])].sort(), ['access:servers', 'delete:servers', 'list:users', 'read:servers', 'read:users:activity']);
+    assert.deepEqual([...(service?.scopes ?? [])].sort(), ['access:servers', 'delete:servers', 'list:users', 'read:servers']);
     assert.deepEqual(roles.find((r) => r.name === 'user')?.scopes, ['self', 'access:services!service=resume2']);
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cronExpression } from '../../../src/culler/culler.js';
-import { formatSeconds, shouldCull } from '../../../src/culler/cull-policy.js';
+import { formatSeconds, shouldCull, userLastActivity } from '../../../src/culler/cull-policy.js';
 import type { HubServer } from '../../../src/hub/hub-client.js';
 
 const T0 = new Date('2026-11-21T12:00:00Z');
@@ -36,6 +36,17 @@ describe('shouldCull', () => {
     assert.equal(Math.round(decision.idleS), 620);
   });
 
+  it('keeps seeing the user’s idleness across rounds that each touched the server', () => {
+    // Round 1 touched at 600-610 (the hub then reports 605); round 2 touches again at 900-910 and
+    // must remember T0, not 605, or round 3 would see the server as freshly active.
+    const round1 = { from: at(600), to: at(610), lastActivityBefore: T0 };
+    const seenInRound2 = server({ lastActivity: at(605) });
+    const round2 = { from: at(900), to: at(910), lastActivityBefore: userLastActivity(seenInRound2, round1) };
+    const seenInRound3 = server({ lastActivity: at(905) });
+    assert.equal(shouldCull(seenInRound3, at(1200), 600, round2).cull, true);
+    assert.equal(Math.round(shouldCull(seenInRound3, at(1200), 600, round2).idleS), 1200);
+  });
+
   it('counts activity after a touch as the user’s', () => {
     const touch = { from: at(600), to: at(610), lastActivityBefore: T0 };
     assert.equal(shouldCull(server({ lastActivity: at(700) }), at(720), 600, touch).cull, false);
@@ -52,5 +63,11 @@ describe('cronExpression', () => {
     assert.equal(cronExpression(10), '*/10 * * * * *');
     assert.equal(cronExpression(300), '0 */5 * * * *');
     assert.equal(cronExpression(7200), '0 0 */2 * * *');
+  });
+
+  it('rounds a period down to one that divides its unit, so rounds stay evenly spaced', () => {
+    assert.equal(cronExpression(45), '*/30 * * * * *');
+    assert.equal(cronExpression(7 * 60), '0 */6 * * * *');
+    assert.equal(cronExpression(7 * 3600), '0 0 */6 * * *');
   });
 });

@@ -85,9 +85,17 @@ def _unreachable(url: str, error: BaseException) -> AgentError:
 
 
 def _bad_status(method: str, url: str, status: int, body: str) -> AgentError:
-    code = "RESUME_ERR_AGENT_BLOB_NOT_FOUND" if status == 404 and "/blobs/" in url else "RESUME_ERR_AGENT_SERVICE_STATUS"
+    # Only a download can miss a blob; a 404 on upload means the grant's checkpoint is gone.
+    missing_blob = status == 404 and "/blobs/" in url and method == "GET"
+    code = "RESUME_ERR_AGENT_BLOB_NOT_FOUND" if missing_blob else "RESUME_ERR_AGENT_SERVICE_STATUS"
+    blob_request = "/blobs/" in url
     hint = {
-        401: "The kernel's token or grant was refused; the server may need a restart to get a fresh token.",
+        401: (
+            "The blob grant was refused: it expired, or the service restarted with a new signing key "
+            "(set RESUME_GRANT_SECRET); the service issues a new grant with its next command."
+            if blob_request
+            else "The server's hub token was refused; restarting the server gives it a fresh token."
+        ),
         403: "The service refused this kernel's token or grant for this resource.",
     }.get(status, "See the service's log for this request.")
     return AgentError(code, f"{method} {_safe_url(url)} answered {status}: {body[:300]}", hint)

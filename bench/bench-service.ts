@@ -1,0 +1,166 @@
+/**
+ * The service side of the benchmark, wired as `src/app.ts` wires it: a real embedded Postgres
+ * (migrated), `PgCheckpointStore` + `PgBlobStore`, `BlobGrants`, `RestoreHandout`,
+ * `ServiceMetrics`, and the real web app (`createWebApp`) listening on a free loopback port, plus
+ * the `CheckpointRunner` the culler would use. No hub and no culler.
+ *
+ * #### Notes
+ * The web app needs `HubIdentities`, which needs a `HubClient`. The blob routes (`PUT`/`GET
+ * …/checkpoints/<id>/blobs/<key>`) authenticate with grants only (see agent-router.ts: no
+ * `authenticate()` on them), so the hub is never asked; it gets an `HttpHubClient` pointing at a
+ * loopback port nothing listens on, and any route that did ask would fail loudly rather than
+ * silently pass. Sessions and runs, which a registering kernel would create through the hub-token
+ * routes, are created through the store instead.
+ */
+import { chmod, mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { CheckpointRunner } from '../src/checkpoint/checkpoint-runner.js';
+import { HttpHubClient } from '../src/hub/http-hub-client.js';
+import { createLogger, type Logger } from '../src/log.js';
+import { RestoreHandout } from '../src/restore/restore-handout.js';
+import { EmbeddedPostgresServer } from '../src/store/postgres/embedded-postgres-server.js';
+import { DEFAULT_MIGRATIONS_DIR, migrate } from '../src/store/postgres/migrate.js';
+import { PgBlobStore } from '../src/store/postgres/pg-blob-store.js';
+import { PgCheckpointStore } from '../src/store/postgres/pg-checkpoint-store.js';
+import { createPool } from '../src/store/postgres/pool.js';
+import { BlobGrants } from '../src/web/auth/blob-grants.js';
+import { HubIdentities } from '../src/web/auth/hub-identity.js';
+import { ServiceMetrics } from '../src/web/service-metrics.js';
+import { createWebApp } from '../src/web/web-app.js';
+
+const PREFIX = '/services/resume/';
+const DATABASE = 'resume_bench';
+/** The Postgres settings that decide how fast blobs are written, recorded with the results. */
+const REPORTED_SETTINGS = [
+  'server_version',
+  'shared_buffers',
+  'fsync',
+  'synchronous_commit',
+  'wal_level',
+  'full_page_writes',
+  'wal_compression',
+  'max_wal_size',
+  'checkpoint_timeout',
+  'wal_buffers',
+] as const;
+
+/** The running service under test. Stop it with `stop()`. */
+export type BenchService = {
+  /** The service root as agents reach it (with trailing slash), like `config.agentUrl`. */
+  agentUrl: string;
+  store: PgCheckpointStore;
+  blobs: PgBlobStore;
+  grants: BlobGrants;
+  restores: RestoreHandout;
+  checkpoints: CheckpointRunner;
+  pool: pg.Pool;
+  /** The embedded server, for extra databases (diagnostics). */
+  postgres: EmbeddedPostgresServer;
+  logger: Logger;
+  /** Postgres settings that matter for blob throughput (name → value as Postgres shows it). */
+  settings(): Promise<Record<string, string>>;
+  /** Closes the web server and the pool, stops Postgres. Idempotent; never throws. */
+  stop(): Promise<void>;
+};
+
+/**
+ * Starts Postgres with its data in `dir` (created; it must not exist or be empty) and the service.
+ * @param dir a directory the bench removes afterwards.
+ */
+export async function startBenchService(dir: string): Promise<BenchService> {
+  // Logs go to stderr, warnings only: stdout is the benchmark's summary.
+  const logger = createLogger({ level: process.env['RESUME_LOG_LEVEL'] ?? 'warn', name: 'resume-bench' });
+  await mkdir(dir, { recursive: true });
+  // Postgres runs as the `postgres` OS user when we are root and must reach its data dir.
+  await chmod(dir, 0o755);
+  const postgres = new EmbeddedPostgresServer({ dataDir: join(dir, 'data'), port: 0, logger });
+  let pool: pg.Pool | undefined;
+  let server: Server | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (server !== undefined) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeAllConnections();
+        });
+      }
+      await pool?.end().catch(() => undefined);
+      await postgres.stop().catch((err: unknown) => logger.warn({ err: String(err) }, 'could not stop the embedded Postgres'));
+    })();
+    return stopping;
+  };
+
+  try {
+    await postgres.start();
+    await postgres.ensureDatabase(DATABASE);
+    pool = createPool(postgres.url(DATABASE), { logger });
+    await migrate(pool, DEFAULT_MIGRATIONS_DIR, logger);
+    const store = new PgCheckpointStore(pool, { logger });
+    const blobs = new PgBlobStore(pool, { logger });
+    const metrics = new ServiceMetrics();
+    const grants = new BlobGrants({ ttlS: 900 });
+    // The handout and the runner build blob URLs on the service's address, so pick the port first
+    // (as a deployment's config does); another process taking it in between fails the listen loudly.
+    const port = await unusedPort();
+    let hubPort = await unusedPort();
+    while (hubPort === port) hubPort = await unusedPort();
+    const hub = new HttpHubClient({ apiUrl: `http://127.0.0.1:${hubPort}/hub/api`, token: 'bench-never-sent', logger });
+    const identities = new HubIdentities({ hub });
+    const agentUrl = `http://127.0.0.1:${port}${PREFIX}`;
+    const restores = new RestoreHandout({ store, grants, agentUrl, logger });
+    const checkpoints = new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, metrics, logger });
+    server = await listen(
+      createWebApp({ prefix: PREFIX, serviceName: 'resume', store, blobs, grants, identities, restores, metrics, logger }),
+      port,
+    );
+    const ownPool = pool;
+    return {
+      agentUrl,
+      store,
+      blobs,
+      grants,
+      restores,
+      checkpoints,
+      pool: ownPool,
+      postgres,
+      logger,
+      async settings() {
+        const { rows } = await ownPool.query<{ name: string; setting: string }>(
+          `SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name = ANY($1)`,
+          [REPORTED_SETTINGS],
+        );
+        return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function listen(app: import('express').Express, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, '127.0.0.1');
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+/** A loopback port that was free a moment ago and that nothing of ours listens on. */
+async function unusedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
