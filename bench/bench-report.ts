@@ -6,6 +6,7 @@
  */
 import type { MachineFacts } from './machine-facts.js';
 import type { CpuUse } from './process-cpu.js';
+import type { StoreDiagnostics } from './store-diagnostics.js';
 
 /** Several runs of one measurement and their median. */
 export type Sample = { median: number; min: number; max: number; runs: number[] };
@@ -91,7 +92,7 @@ export type RoundtripResult = {
     };
   };
   correctness: { all_verified: boolean; checks: Array<{ round: number; what: string } & Verification> };
-  diagnostics: Record<string, unknown>;
+  diagnostics: StoreDiagnostics & { hub_calls: number; budget_s: number; max_rounds: number };
   runs: RoundRun[];
 };
 
@@ -117,7 +118,7 @@ export function sample(runs: number[]): Sample {
   const sorted = [...runs].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   const median = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  return { median: round(median), min: round(sorted[0] as number), max: round(sorted.at(-1) as number), runs: runs.map(round) };
+  return { median: round(median), min: round(sorted[0] as number), max: round(sorted.at(-1) as number), runs: runs.map((r) => round(r)) };
 }
 
 /** Throughput in MB/s (10^6 bytes). */
@@ -200,9 +201,10 @@ export function summaryText(result: RoundtripResult, resultPath: string): string
   const p = result.baselines.pickle_dumps_write;
   const dill = result.baselines.dill;
   const t = result.targets;
+  const store = result.diagnostics.store_alone;
   const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
   const row = (label: string, x: Sample, mbS: number | null) =>
-    `  ${label.padEnd(34)}${fmt(x.median).padStart(7)} s  [${fmt(x.min)}–${fmt(x.max)}]${mbS === null ? '' : `  ${String(Math.round(mbS)).padStart(5)} MB/s`}`;
+    `  ${label.padEnd(36)}${fmt(x.median).padStart(7)} s  [${fmt(x.min)}–${fmt(x.max)}]${mbS === null ? '' : `  ${String(Math.round(mbS)).padStart(5)} MB/s`}`;
   const mark = (met: boolean) => (met ? 'met' : 'MISSED');
   const checks = result.correctness.checks;
   const failed = checks.filter((c) => !c.verified);
@@ -218,6 +220,14 @@ export function summaryText(result: RoundtripResult, resultPath: string): string
     row('pickle.dumps + write (baseline)', p.total_s, p.mb_s),
     row('dill.dump_module', dill.dump_s, dill.dump_mb_s),
     row('dill.load_module (baseline)', dill.load_s, dill.load_mb_s),
+    ...(s.cpu_s === undefined
+      ? []
+      : [
+          `  service path CPU seconds, node / kernel / postgres: checkpoint ${cpuText(s.cpu_s.checkpoint)}, ` +
+            `restore ${cpuText(s.cpu_s.restore)}`,
+        ]),
+    `  PgBlobStore alone (no agent, no HTTP; ${gb(store.bytes)}): write ${Math.round(store.write_mb_s)} MB/s, ` +
+      `read ${Math.round(store.read_mb_s)} MB/s`,
     `targets:`,
     `  checkpoint >= 0.5 x pickle+write (>= ${Math.round(t.checkpoint_throughput.required_mb_s)} MB/s): ` +
       `service ${Math.round(t.checkpoint_throughput.service.value)} MB/s ${mark(t.checkpoint_throughput.service.met)} ` +
@@ -233,6 +243,10 @@ export function summaryText(result: RoundtripResult, resultPath: string): string
         failed.map((c) => `round ${c.round} ${c.what}: ${c.problems.join('; ')}`).join(' | '),
     `written: ${resultPath} (${fmt(result.duration_s)} s in all)`,
   ].join('\n');
+}
+
+function cpuText(cpu: CpuMedians): string {
+  return `${fmt(cpu.service_node)} / ${fmt(cpu.kernel)} / ${fmt(cpu.postgres)}`;
 }
 
 function fmt(seconds: number): string {

