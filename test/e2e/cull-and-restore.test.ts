@@ -4,6 +4,8 @@
  * culls the server; the user starts it again and finds their variables.
  */
 import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { RunningService } from '../../src/app.js';
@@ -262,5 +264,40 @@ describe('cull and restore, end to end', () => {
       return r.length === 4 ? r : null;
     });
     assert.deepEqual(codes, ['one = 1', 'two = one + 1', 'three = two + 1', 'four = three + 1']);
+  });
+
+  it('injects the agent into a kernel that started without it, and checkpoints it before culling', async () => {
+    // A kernelspec of the user's own, without the agent: what a kernel started before the service
+    // was installed looks like. The server finds it in the user's home.
+    const spec = path.join(hub.dataDir, 'home', 'alice', '.local', 'share', 'jupyter', 'kernels', 'plain');
+    await mkdir(spec, { recursive: true });
+    await writeFile(
+      path.join(spec, 'kernel.json'),
+      JSON.stringify({ argv: ['python', '-m', 'ipykernel_launcher', '-f', '{connection_file}'], display_name: 'Plain', language: 'python' }),
+    );
+    if ((await admin.getUser('alice'))?.servers.length === 0) await startServer('alice');
+    const notebook = await openNotebook({
+      publicUrl: hub.publicUrl,
+      user: 'alice',
+      token: aliceToken,
+      path: 'plain.ipynb',
+      kernelName: 'plain',
+    });
+    const loaded = await notebook.run("import sys\nprint('jupyterhub_resume_agent' in sys.modules)\nkept = {'k': [1, 2]}");
+    assert.equal(stdoutOf(loaded).trim(), 'False', 'the kernel starts without the agent');
+    await notebook.close();
+
+    assert.equal(await sweepAfterIdle(), 'culled');
+    const listed = (await (await api(aliceToken, 'api/checkpoints')).json()) as {
+      checkpoints: Array<{ id: string; notebook_path: string; kernel_name: string; state: string }>;
+    };
+    const adopted = listed.checkpoints.find((c) => c.kernel_name === 'plain');
+    assert.ok(adopted, 'the agent-less kernel was checkpointed');
+    assert.match(adopted.notebook_path, /(^|\/)plain\.ipynb$/);
+    assert.equal(adopted.state, 'complete');
+    const detail = (await (await api(aliceToken, `api/checkpoints/${adopted.id}`)).json()) as {
+      variables: Array<{ name: string; how: string }>;
+    };
+    assert.equal(detail.variables.find((v) => v.name === 'kept')?.how, 'stored');
   });
 });
