@@ -7,6 +7,8 @@
  * - a *kernel run* is one kernel process of a session (a new one after every restart or respawn),
  *   registered by the agent when it loads.
  * - a *cell record* is one cell the user executed in a run, in order (`seq`).
+ * - ids are UUIDs; every `get…` answers `null` for an id that does not exist, malformed ones included,
+ *   so callers can pass ids from URLs straight through.
  * - a *checkpoint* saves a run's variables: its blobs are written while it is `writing`; it becomes
  *   `complete` (visible) only in the transaction that verified every blob (DESIGN invariant 1).
  */

@@ -1,25 +1,14 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { isResumeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RestoreHandout } from '../restore/restore-handout.js';
-import type { BlobStore, CheckpointStore } from '../store/checkpoint-store.js';
-import { agentRouter } from './api/agent-router.js';
-import { checkpointsRouter } from './api/checkpoints-router.js';
-import type { BlobGrants } from './auth/blob-grants.js';
-import type { HubIdentities } from './auth/hub-identity.js';
-import type { ServiceMetrics } from './service-metrics.js';
+import { agentRouter, type AgentRouterOptions } from './api/agent-router.js';
+import { checkpointsRouter, type CheckpointsRouterOptions } from './api/checkpoints-router.js';
 
-export type WebAppOptions = {
-  prefix: string;
-  serviceName: string;
-  store: CheckpointStore;
-  blobs: BlobStore;
-  grants: BlobGrants;
-  identities: HubIdentities;
-  restores: RestoreHandout;
-  metrics: ServiceMetrics;
-  logger: Logger;
-};
+export type WebAppOptions = AgentRouterOptions &
+  CheckpointsRouterOptions & {
+    /** The hub's prefix for this service, e.g. `/services/resume/`. */
+    prefix: string;
+  };
 
 /**
  * The service's HTTP surface, mounted under the hub's service prefix (the proxy does not strip it):

@@ -14,7 +14,8 @@ import { JupyterServerClient } from '../../src/jupyter/jupyter-server-client.js'
 import { startHub, type StartedHub } from '../fixtures/hub.js';
 import { openNotebook, stdoutOf, waitFor } from '../fixtures/notebook-user.js';
 import { startPostgres } from '../fixtures/postgres.js';
-import { freePort, startResumeService, TravellingClock } from '../fixtures/resume-service.js';
+import { freePort } from '../fixtures/free-ports.js';
+import { startResumeService, TravellingClock } from '../fixtures/resume-service.js';
 
 type Pg = Awaited<ReturnType<typeof startPostgres>>;
 

@@ -10,7 +10,8 @@ import { HttpHubClient } from '../../src/hub/http-hub-client.js';
 import { startHub, type StartedHub } from '../fixtures/hub.js';
 import { openNotebook, waitFor } from '../fixtures/notebook-user.js';
 import { startPostgres } from '../fixtures/postgres.js';
-import { freePort, startResumeService } from '../fixtures/resume-service.js';
+import { freePort } from '../fixtures/free-ports.js';
+import { startResumeService } from '../fixtures/resume-service.js';
 
 const TIMEOUT_S = 20;
 const EVERY_S = 2;

@@ -29,7 +29,6 @@ const cellsSchema = z.object({ cells: z.array(cellSchema).max(10_000) });
 
 /** Blob keys are names the agent picks; keep them boring so they are safe anywhere they are stored. */
 const BLOB_KEY = /^[a-z0-9-]{1,64}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type AgentRouterOptions = {
   store: CheckpointStore;
@@ -160,7 +159,7 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
 async function ownRun(store: CheckpointStore, req: Request, res: Response): Promise<KernelRun> {
   const runId = String(req.params['runId']);
   const identity = identityOf(res);
-  const run = UUID.test(runId) ? await store.getRun(runId) : null;
+  const run = await store.getRun(runId);
   const session = run === null ? null : await store.getSession(run.sessionId);
   if (run === null || session === null || session.user !== identity.name || session.server !== identity.server) {
     // 404, not 403: whether another user's run exists is none of the caller's business.
@@ -176,8 +175,8 @@ async function ownRun(store: CheckpointStore, req: Request, res: Response): Prom
 function blobAddress(req: Request): { checkpointId: string; key: string } {
   const checkpointId = String(req.params['checkpointId']);
   const key = String(req.params['key']);
-  if (!UUID.test(checkpointId) || !BLOB_KEY.test(key)) {
-    throw new ResumeError('RESUME_ERR_BLOB_BAD_ADDRESS', 'Blob addresses are a checkpoint id and a key [a-z0-9-]{1,64}.', {
+  if (!BLOB_KEY.test(key)) {
+    throw new ResumeError('RESUME_ERR_BLOB_BAD_ADDRESS', 'A blob key is 1 to 64 characters of [a-z0-9-].', {
       status: 400,
     });
   }

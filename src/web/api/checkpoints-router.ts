@@ -4,8 +4,6 @@ import type { Logger } from '../../log.js';
 import type { Checkpoint, CheckpointStore, CheckpointSummary, KernelSession } from '../../store/checkpoint-store.js';
 import { authenticate, type HubIdentities, identityOf, isAdmin, requireServiceAccess } from '../auth/hub-identity.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export type CheckpointsRouterOptions = {
   store: CheckpointStore;
   identities: HubIdentities;
@@ -68,7 +66,7 @@ async function visibleCheckpoint(
   res: Response,
 ): Promise<{ checkpoint: Checkpoint; session: KernelSession }> {
   const identity = identityOf(res);
-  const checkpoint = UUID.test(id) ? await store.getCheckpoint(id) : null;
+  const checkpoint = await store.getCheckpoint(id);
   const session = checkpoint === null ? null : await store.getSession(checkpoint.sessionId);
   if (checkpoint === null || session === null || (session.user !== identity.name && !isAdmin(identity))) {
     throw new ResumeError('RESUME_ERR_CHECKPOINT_NOT_FOUND', `No checkpoint ${id} among yours.`, {
