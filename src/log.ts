@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -6,33 +6,27 @@ export type { Logger };
  * Paths that may hold a secret anywhere in a logged object. Tokens travel in headers and in our
  * own option objects; none of them may reach a log line (DESIGN: "never secrets or tokens").
  */
+const SECRET_KEYS = ['token', 'apiToken', 'hubApiToken', 'grant', 'grantSecret', 'password', 'secret', 'databaseUrl'];
 const REDACT_PATHS = [
-  'token',
-  'apiToken',
-  'grant',
-  'password',
-  'secret',
-  'grantSecret',
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
   'authorization',
+  '*.authorization',
   'headers.authorization',
+  'headers.cookie',
   'req.headers.authorization',
   'req.headers.cookie',
-  '*.token',
-  '*.apiToken',
-  '*.grant',
-  '*.password',
-  '*.secret',
-  '*.authorization',
-  'databaseUrl',
-  '*.databaseUrl',
 ];
 
 /**
  * Creates the service logger: JSON lines on stderr, secrets redacted, level from config.
  * @param options.level pino level name; `silent` in tests that assert on nothing logged.
  * @param options.name the component, shown as `name` on every line.
+ * @param options.destination where lines go (default: stderr).
  */
-export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+export function createLogger(
+  options: { level?: string; name?: string; destination?: DestinationStream } = {},
+): Logger {
   return pino(
     {
       name: options.name ?? 'jupyterhub-resume',
@@ -41,6 +35,6 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
       // Query strings can carry tokens (older hubs accept ?token=); log paths only.
       serializers: { url: (u: unknown) => (typeof u === 'string' ? u.split('?')[0] : u) },
     },
-    pino.destination(2),
+    options.destination ?? pino.destination(2),
   );
 }
