@@ -24,5 +24,8 @@ if [ ! -f .venv/.resume-stamp ] || [ "$(cat .venv/.resume-stamp)" != "$py_stamp"
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  # JupyterLab runs small CommonJS Node scripts from inside the venv; without a package.json of its
+  # own, Node would apply this repository's "type": "module" to them and they would crash.
+  echo '{"type": "commonjs"}' > .venv/package.json
   echo "$py_stamp" > .venv/.resume-stamp
 fi
