@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../fixtures/kernel.js';
+import { killProcessesMentioning, processesMentioning } from '../fixtures/processes.js';
+import { waitFor } from '../fixtures/wait-for.js';
 
 const BIN = join(PROJECT_ROOT, 'bin', 'jupyterhub-resume.js');
 
@@ -37,32 +39,11 @@ async function writeNotebook(path: string, cells: string[]): Promise<string> {
   return path;
 }
 
-async function processesMentioning(marker: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).includes(marker)) found.push(Number(entry));
-    } catch {
-      // ended while we looked
-    }
-  }
-  return found;
-}
-
 async function leftovers(tmp: string): Promise<{ processes: number[]; files: string[] }> {
   return {
     processes: await processesMentioning(tmp),
     files: (await readdir(tmp)).filter((name) => name.startsWith('jhr-')),
   };
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('jupyterhub-resume verify (CLI) on failures', () => {
@@ -75,13 +56,7 @@ describe('jupyterhub-resume verify (CLI) on failures', () => {
   });
 
   after(async () => {
-    for (const pid of await processesMentioning(tmp)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    await killProcessesMentioning(tmp);
     await rm(tmp, { recursive: true, force: true });
     await rm(notebooks, { recursive: true, force: true });
   });
@@ -134,8 +109,8 @@ describe('jupyterhub-resume verify (CLI) on failures', () => {
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      await until('the long cell to start', () => existsSync(marker), 60_000);
-      await until('both kernels to run', async () => (await processesMentioning(tmp)).length >= 2, 30_000);
+      await waitFor('the long cell to start', () => existsSync(marker), 60_000, 50);
+      await waitFor('both kernels to run', async () => (await processesMentioning(tmp)).length >= 2, 30_000, 50);
       child.kill('SIGINT');
       let timer: NodeJS.Timeout | undefined;
       const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 30_000)));

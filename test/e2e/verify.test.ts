@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../fixtures/kernel.js';
+import { killProcessesMentioning, processesMentioning } from '../fixtures/processes.js';
 
 type VerifyJson = {
   notebook: string;
@@ -41,21 +42,6 @@ function parseOne(stdout: string): unknown {
   return JSON.parse(lines[0]!);
 }
 
-/** Processes whose command line mentions `marker` (the kernels a run started under its TMPDIR). */
-async function processesMentioning(marker: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(marker)) found.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return found;
-}
-
 describe('jupyterhub-resume verify (CLI)', () => {
   let tmp: string;
 
@@ -65,13 +51,7 @@ describe('jupyterhub-resume verify (CLI)', () => {
 
   after(async () => {
     // Kernels a failed assertion may have left behind: never leak processes.
-    for (const pid of await processesMentioning(tmp)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    await killProcessesMentioning(tmp);
     await rm(tmp, { recursive: true, force: true });
   });
 

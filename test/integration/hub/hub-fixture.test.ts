@@ -1,35 +1,27 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type HubProcess, type StartedHub, startHub } from '../../fixtures/hub.js';
+import { waitFor } from '../../fixtures/wait-for.js';
 
 /** Starts `user`'s default server and one kernel in it, with the hub's admin token. */
 async function startServerWithKernel(hub: StartedHub, user: string): Promise<void> {
   const auth = { Authorization: `token ${hub.adminToken}` };
   const start = await fetch(`${hub.apiUrl}/users/${user}/server`, { method: 'POST', headers: auth });
   assert.ok(start.status === 201 || start.status === 202, `start: ${start.status}`);
-  await until('the server to be ready', async () => {
+  await waitFor('the server to be ready', async () => {
     const model = (await (await fetch(`${hub.apiUrl}/users/${user}`, { headers: auth })).json()) as {
       servers?: Record<string, { ready: boolean }>;
     };
     return model.servers?.['']?.ready === true;
-  });
+  }, 60_000);
   const kernel = await fetch(`${hub.publicUrl}user/${user}/api/kernels`, {
     method: 'POST',
     headers: { ...auth, 'Content-Type': 'application/json' },
     body: JSON.stringify({ name: 'python3' }),
   });
   assert.equal(kernel.status, 201);
-  await until('the kernel process', async () => (await hub.processes()).some(isKernel));
-}
-
-async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
+  await waitFor('the kernel process', async () => (await hub.processes()).some(isKernel), 60_000);
 }
 
 const isHub = (p: HubProcess) => p.argv.some((a) => a.endsWith('/jupyterhub')) && p.argv.includes('-f');
@@ -71,7 +63,7 @@ describe('startHub', { timeout: 180_000 }, () => {
     assert.ok(hubProcess);
     // A crashed hub cannot clean up: its server and kernel live on in sessions of their own.
     process.kill(hubProcess.pid, 'SIGKILL');
-    await until('the hub to be gone', async () => !(await hub.processes()).some(isHub));
+    await waitFor('the hub to be gone', async () => !(await hub.processes()).some(isHub), 60_000);
     assert.ok((await hub.processes()).some(isKernel), 'the orphaned kernel is still running');
 
     await hub.stop();

@@ -5,17 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { JupyterServerClient } from '../../../src/jupyter/jupyter-server-client.js';
 import { ServerKernelChannel } from '../../../src/jupyter/server-kernel-channel.js';
 import { startJupyterServer, type JupyterServerFixture } from '../../fixtures/kernel.js';
-
-/** Polls `condition` until it holds or the deadline passes. */
-async function until<T>(what: string, condition: () => Promise<T | null | false> | T | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { waitFor } from '../../fixtures/wait-for.js';
 
 describe('JupyterServerClient and ServerKernelChannel against a jupyter server', () => {
   let server: JupyterServerFixture;
@@ -129,7 +119,7 @@ describe('JupyterServerClient and ServerKernelChannel against a jupyter server',
       `import pathlib, time\npathlib.Path(${JSON.stringify(marker)}).touch()\ntime.sleep(60)`,
       { timeoutMs: 30_000 },
     );
-    await until('the cell to start', () => existsSync(marker));
+    await waitFor('the cell to start', () => existsSync(marker), 15_000, 25);
     await channel.interrupt();
     const result = await running;
     assert.equal(result.status, 'error');
@@ -145,7 +135,7 @@ describe('JupyterServerClient and ServerKernelChannel against a jupyter server',
     const pending = channel.execute(`import pathlib, time\npathlib.Path(${JSON.stringify(marker)}).touch()\ntime.sleep(60)`, {
       timeoutMs: 50_000,
     });
-    await until('the cell to start', () => existsSync(marker));
+    await waitFor('the cell to start', () => existsSync(marker), 15_000, 25);
     await client.shutdownKernel(kernel.id);
     await assert.rejects(pending, { code: 'RESUME_ERR_KERNEL_DEAD' });
     assert.ok(Date.now() - started < 20_000, 'noticed by watching the server, not by the 50 s deadline');

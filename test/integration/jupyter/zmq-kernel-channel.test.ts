@@ -6,15 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LocalKernel } from '../../../src/jupyter/local-kernel.js';
 import { startKernel } from '../../fixtures/kernel.js';
-
-/** Polls `condition` until it holds or the deadline passes. */
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { waitFor } from '../../fixtures/wait-for.js';
 
 describe('ZmqKernelChannel', () => {
   let kernel: LocalKernel;
@@ -105,7 +97,7 @@ describe('ZmqKernelChannel', () => {
       `import time, pathlib\npathlib.Path(${JSON.stringify(marker)}).touch()\ntime.sleep(60)`,
       { timeoutMs: 30_000 },
     );
-    await until(() => existsSync(marker), 10_000, 'the cell to start');
+    await waitFor('the cell to start', () => existsSync(marker), 10_000, 20);
     await kernel.channel.interrupt();
     const result = await running;
     assert.equal(result.status, 'error');
@@ -118,7 +110,7 @@ describe('ZmqKernelChannel', () => {
       `import time, pathlib\npathlib.Path(${JSON.stringify(marker)}).touch()\ntime.sleep(60)`,
       { timeoutMs: 30_000 },
     );
-    await until(() => existsSync(marker), 10_000, 'the busy cell to start');
+    await waitFor('the busy cell to start', () => existsSync(marker), 10_000, 20);
     // Queued behind the running cell: no answer before the deadline, but the heartbeat answers.
     await assert.rejects(kernel.channel.execute('1', { timeoutMs: 1_000 }), { code: 'RESUME_ERR_KERNEL_TIMEOUT' });
     await kernel.channel.interrupt();
@@ -133,7 +125,7 @@ describe('ZmqKernelChannel', () => {
       timeoutMs: 30_000,
       stopOnError: false,
     });
-    await until(() => existsSync(marker), 10_000, 'the cell to start');
+    await waitFor('the cell to start', () => existsSync(marker), 10_000, 20);
     await extra.dispose();
     await extra.dispose();
     await assert.rejects(pending, { code: 'RESUME_ERR_KERNEL_CHANNEL_CLOSED' });

@@ -6,6 +6,7 @@ import { isResumeError } from '../../../src/errors.js';
 import { BLOB_CHUNK_BYTES, PgBlobStore } from '../../../src/store/postgres/pg-blob-store.js';
 import { PgCheckpointStore } from '../../../src/store/postgres/pg-checkpoint-store.js';
 import { startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
+import { waitFor } from '../../fixtures/wait-for.js';
 
 const MiB = 1024 * 1024;
 
@@ -50,14 +51,6 @@ async function collect(body: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of body) parts.push(part as Buffer);
   return Buffer.concat(parts);
-}
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
 }
 
 describe('PgBlobStore', () => {
@@ -145,13 +138,13 @@ describe('PgBlobStore', () => {
 
       body.pause();
       body.on('readable', () => undefined); // start fetching without consuming
-      await waitUntil(() => body.readableLength > 0 && idle(), 'the first chunk is buffered');
+      await waitFor('the first chunk to be buffered', () => body.readableLength > 0 && idle(), 10_000, 0);
       assert.equal(body.readableLength, chunkBytes, 'exactly one chunk buffered');
       assert.equal(checkouts - afterLookup, 1, 'one chunk fetched, nothing more');
 
       const first = body.read() as Buffer;
       assert.deepEqual(first, data.subarray(0, chunkBytes));
-      await waitUntil(() => body.readableLength > 0 && idle(), 'the second chunk is buffered');
+      await waitFor('the second chunk to be buffered', () => body.readableLength > 0 && idle(), 10_000, 0);
       assert.equal(body.readableLength, chunkBytes);
       assert.equal(checkouts - afterLookup, 2);
 

@@ -6,18 +6,9 @@ import { isResumeError } from '../../../src/errors.js';
 import { PgBlobStore } from '../../../src/store/postgres/pg-blob-store.js';
 import { PgCheckpointStore } from '../../../src/store/postgres/pg-checkpoint-store.js';
 import { startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
+import { waitFor } from '../../fixtures/wait-for.js';
 
 const MiB = 1024 * 1024;
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function collect(body: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -66,13 +57,18 @@ describe('Postgres outage during a checkpoint', () => {
     );
     upload.write(randomBytes(2 * MiB + 5));
     // Wait until chunks of the new blob are really in the database.
-    await waitFor(async () => {
-      const { rows } = await postgres.pool.query(
-        'SELECT count(*)::int AS n FROM blob_chunk c JOIN blob b ON b.id = c.blob_id WHERE b.checkpoint_id = $1',
-        [next.id],
-      );
-      return rows[0].n >= 2 ? true : undefined;
-    }, 'two chunks are stored');
+    await waitFor(
+      'two chunks to be stored',
+      async () => {
+        const { rows } = await postgres.pool.query(
+          'SELECT count(*)::int AS n FROM blob_chunk c JOIN blob b ON b.id = c.blob_id WHERE b.checkpoint_id = $1',
+          [next.id],
+        );
+        return rows[0].n >= 2;
+      },
+      15_000,
+      20,
+    );
 
     await postgres.server.stop();
     upload.write(randomBytes(2 * MiB));
@@ -88,7 +84,7 @@ describe('Postgres outage during a checkpoint', () => {
 
     await postgres.server.start();
 
-    const latest = await waitFor(async () => (await store.latestCompleteCheckpoint(session.id)) ?? undefined, 'the store answers');
+    const latest = await waitFor('the store to answer', () => store.latestCompleteCheckpoint(session.id), 15_000, 20);
     assert.equal(latest.id, good.id);
     assert.equal(latest.restoreState, 'pending');
     const { blob, body } = await blobs.read(good.id, 'g0');
@@ -114,7 +110,12 @@ describe('Postgres outage during a checkpoint', () => {
     await postgres.server.start();
 
     assert.equal(postgres.server.port, port);
-    const { rows } = await waitFor(async () => postgres.pool.query('SELECT note FROM survivor').catch(() => undefined), 'the restarted server answers');
+    const { rows } = await waitFor(
+      'the restarted server to answer',
+      () => postgres.pool.query('SELECT note FROM survivor').catch(() => undefined),
+      15_000,
+      20,
+    );
     assert.deepEqual(rows, [{ note: 'still here' }]);
   });
 });
