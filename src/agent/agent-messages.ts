@@ -19,7 +19,35 @@ export const targetSchema = z.discriminatedUnion('kind', [
 /** A blob location (see `targetSchema`). */
 export type Target = z.infer<typeof targetSchema>;
 
-/** One executed cell, as the agent records it. */
+/**
+ * The dependency fields of a cell record (agent protocol, "Dependency fields", issue 3), with the
+ * meaning of a record that lacks them: a record from an agent older than issue 3, or one stored
+ * before the service kept them.
+ *
+ * #### Notes
+ * The defaults are the conservative reading, because the history graph may over-approximate but
+ * never miss a dependency (a missed one makes a recompute plan rebuild a wrong value):
+ * - `read_all: true`: an old agent did not say what a cell read, so it may have read anything.
+ * - `effects_known: false`: an old agent reported created, rebound and deleted names but never
+ *   in-place changes (`l.append(1)`), so its writes are not fully known either. The history graph
+ *   then treats the cell as possibly modifying every variable that existed before it.
+ * - `timing_known: true`: every agent has measured `duration_s`.
+ * - `read`, `modified`, `groups`: empty; with the two flags above they add nothing. A written name
+ *   that no group lists is taken to be alone in its group.
+ * Each field defaults on its own, so a record with only some of them stays conservative too.
+ */
+export const cellDependencySchema = z.object({
+  read: z.array(z.string()).default(() => []),
+  read_all: z.boolean().default(true),
+  modified: z.array(z.string()).default(() => []),
+  groups: z.array(z.array(z.string())).default(() => []),
+  effects_known: z.boolean().default(false),
+  timing_known: z.boolean().default(true),
+});
+/** The dependency fields of a cell record, defaults applied (see `cellDependencySchema`). */
+export type CellDependencyFields = z.infer<typeof cellDependencySchema>;
+
+/** One executed cell, as the agent records it (dependency fields default as `cellDependencySchema` says). */
 export const cellSchema = z.looseObject({
   seq: z.number().int().nonnegative(),
   execution_count: z.number().int().nullable(),
@@ -31,6 +59,7 @@ export const cellSchema = z.looseObject({
   created: z.array(z.string()),
   deleted: z.array(z.string()),
   rebound: z.array(z.string()),
+  ...cellDependencySchema.shape,
 });
 /** A cell record (see `cellSchema`). */
 export type Cell = z.infer<typeof cellSchema>;

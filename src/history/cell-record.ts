@@ -1,4 +1,4 @@
-import type { Cell } from '../agent/agent-messages.js';
+import { cellDependencySchema, type Cell } from '../agent/agent-messages.js';
 import type { CellRecord } from '../store/checkpoint-store.js';
 
 /** Converts a cell as the agent reports it (snake_case JSON) into the stored record. */
@@ -14,11 +14,21 @@ export function toCellRecord(cell: Cell): CellRecord {
     created: cell.created,
     deleted: cell.deleted,
     rebound: cell.rebound,
+    read: cell.read,
+    readAll: cell.read_all,
+    modified: cell.modified,
+    groups: cell.groups,
+    effectsKnown: cell.effects_known,
+    timingKnown: cell.timing_known,
   };
 }
 
-/** Converts a stored record back into the agent's form, e.g. for a restore's re-run list. */
+/**
+ * Converts a stored record back into the agent's form, e.g. for a restore's re-run list. A record
+ * stored without dependency fields gets their conservative defaults (see `cellDependenciesOf`).
+ */
 export function toAgentCell(record: CellRecord): Cell {
+  const dependencies = cellDependenciesOf(record);
   return {
     seq: record.seq,
     execution_count: record.executionCount,
@@ -30,5 +40,40 @@ export function toAgentCell(record: CellRecord): Cell {
     created: record.created,
     deleted: record.deleted,
     rebound: record.rebound,
+    read: dependencies.read,
+    read_all: dependencies.readAll,
+    modified: dependencies.modified,
+    groups: dependencies.groups,
+    effects_known: dependencies.effectsKnown,
+    timing_known: dependencies.timingKnown,
+  };
+}
+
+/** The dependency fields of a cell record, every one present. */
+export type CellDependencies = Required<
+  Pick<CellRecord, 'read' | 'readAll' | 'modified' | 'groups' | 'effectsKnown' | 'timingKnown'>
+>;
+
+/**
+ * The dependency fields of a record, with the protocol's conservative default for each one the
+ * record lacks (it predates them). The defaults are those of `cellDependencySchema`, so the agent's
+ * JSON and stored records can never disagree on what a missing field means.
+ */
+export function cellDependenciesOf(record: CellRecord): CellDependencies {
+  const fields = cellDependencySchema.parse({
+    read: record.read,
+    read_all: record.readAll,
+    modified: record.modified,
+    groups: record.groups,
+    effects_known: record.effectsKnown,
+    timing_known: record.timingKnown,
+  });
+  return {
+    read: fields.read,
+    readAll: fields.read_all,
+    modified: fields.modified,
+    groups: fields.groups,
+    effectsKnown: fields.effects_known,
+    timingKnown: fields.timing_known,
   };
 }

@@ -51,6 +51,23 @@ export type CellRecord = {
   created: string[];
   deleted: string[];
   rebound: string[];
+  /*
+   * The dependency fields (agent protocol, "Dependency fields"). Optional because records stored
+   * before they existed lack them: `cellDependenciesOf` in src/history/cell-record.ts gives every
+   * reader the same conservative meaning for a missing field (agent-messages.ts, cellDependencySchema).
+   */
+  /** User variables (as they were before the cell) the cell may have read. */
+  read?: string[];
+  /** True when the cell may have read any variable in ways analysis cannot see. */
+  readAll?: boolean;
+  /** Variables changed in place (same object, different reachable content). */
+  modified?: string[];
+  /** Co-variable groups, after the cell, of every created, rebound and modified name. */
+  groups?: string[][];
+  /** False for a cell whose reads and writes are unknown (rebuilt from IPython's history). */
+  effectsKnown?: boolean;
+  /** False for a cell whose duration is unknown (rebuilt from IPython's history). */
+  timingKnown?: boolean;
 };
 
 export type Checkpoint = {

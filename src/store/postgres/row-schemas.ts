@@ -62,6 +62,15 @@ const cellRow = z.object({
   created: z.array(z.string()),
   deleted: z.array(z.string()),
   rebound: z.array(z.string()),
+  // The dependency fields (agent protocol, issue 3). Rows and checkpoints stored before them lack
+  // them, and `cell_execution` has no columns for them yet: absent stays absent, and readers
+  // give it the protocol's conservative meaning (src/history/cell-record.ts, cellDependenciesOf).
+  read: z.array(z.string()).optional(),
+  read_all: z.boolean().optional(),
+  modified: z.array(z.string()).optional(),
+  groups: z.array(z.array(z.string())).optional(),
+  effects_known: z.boolean().optional(),
+  timing_known: z.boolean().optional(),
 });
 
 /** A cell inside `checkpoint.cells` (jsonb): the agent protocol's `Cell`, dates as ISO strings. */
@@ -161,7 +170,13 @@ export function toStoredBlob(row: unknown): StoredBlob {
 
 /**
  * A CellRecord as it is kept in jsonb (`checkpoint.cells`, and the batch given to appendCells):
- * the agent protocol's `Cell`, snake_case, with ISO dates.
+ * the agent protocol's `Cell`, snake_case, with ISO dates. Dependency fields the record lacks stay
+ * out (undefined is dropped by JSON.stringify), so an old record is not turned into a claim.
+ *
+ * #### Notes
+ * appendCells only reads the columns of `cell_execution` from this JSON, so the dependency fields
+ * are kept in `checkpoint.cells` (jsonb) but dropped for a run's own cells until a migration adds
+ * their columns.
  */
 export function cellToJson(cell: CellRecord): Record<string, unknown> {
   return {
@@ -175,6 +190,12 @@ export function cellToJson(cell: CellRecord): Record<string, unknown> {
     created: cell.created,
     deleted: cell.deleted,
     rebound: cell.rebound,
+    read: cell.read,
+    read_all: cell.readAll,
+    modified: cell.modified,
+    groups: cell.groups,
+    effects_known: cell.effectsKnown,
+    timing_known: cell.timingKnown,
   };
 }
 
@@ -192,6 +213,13 @@ function fromCellShape(r: CellShape): CellRecord {
     created: r.created,
     deleted: r.deleted,
     rebound: r.rebound,
+    // Only the fields the row has: a CellRecord without them means "unknown" (see cellRow).
+    ...(r.read === undefined ? {} : { read: r.read }),
+    ...(r.read_all === undefined ? {} : { readAll: r.read_all }),
+    ...(r.modified === undefined ? {} : { modified: r.modified }),
+    ...(r.groups === undefined ? {} : { groups: r.groups }),
+    ...(r.effects_known === undefined ? {} : { effectsKnown: r.effects_known }),
+    ...(r.timing_known === undefined ? {} : { timingKnown: r.timing_known }),
   };
 }
 

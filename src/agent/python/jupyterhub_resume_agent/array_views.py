@@ -26,12 +26,16 @@ def rebuild_view(base, offset: int, shape: tuple, strides: tuple, dtype, writeab
     return view
 
 
-def _root(array):
+def root_array(array):
+    """The array whose memory ``array`` views (following ``.base`` through views of views); itself if none."""
     numpy = sys.modules["numpy"]
     root = array
     while isinstance(root.base, numpy.ndarray):
         root = root.base
     return root
+
+
+_root = root_array
 
 
 def view_roots(values) -> set[int]:

@@ -86,13 +86,27 @@ class LinkFilter:
             except TypeError:
                 continue
 
-    def linking_ids(self, memo_objects, top: object) -> set[int]:
+    def links(self, obj: object) -> bool:
+        """Whether ``obj``, reached from two variables, makes them share state."""
+        kind = type(obj)
+        if kind is type or isinstance(obj, type) or kind is types.FunctionType:
+            return getattr(obj, "__module__", None) == "__main__"
+        if not self._links_by_type(kind):
+            return False
+        self._note_class_attributes(kind)
+        ident = id(obj)
+        return ident not in self._skip_ids and ident not in self._class_owned
+
+    def linking_ids(self, memo_objects, top: object, top_always_links: bool = True) -> set[int]:
         """The ids through which a variable can share state with others.
 
         :param memo_objects: the objects in the variable's pickler memo.
-        :param top: the variable's value: its own identity always links (``b = a``).
+        :param top: the variable's value. With ``top_always_links`` (checkpoints) its own
+            identity always links (``b = a``), even for an int or a module; without it (the
+            dependency groups of cell records) only when ``links(top)``: equal small ints or
+            one module bound to two names share no state.
         """
-        linked = {id(top)}
+        linked = {id(top)} if top_always_links or self.links(top) else set()
         candidates = []
         for obj in memo_objects:
             kind = type(obj)
