@@ -34,7 +34,9 @@ import { checkpointNotFound, runNotFound, sessionNotFound } from './store-errors
 
 export type PgCheckpointStoreOptions = { logger?: Logger };
 
-const CELL_COLUMNS = 'seq, execution_count, code, started_at, duration_s, status, error, created, deleted, rebound';
+const CELL_COLUMNS =
+  'seq, execution_count, code, started_at, duration_s, status, error, created, deleted, rebound, ' +
+  'read, read_all, modified, groups, effects_known, timing_known';
 
 /** Postgres implementation of CheckpointStore. */
 export class PgCheckpointStore implements CheckpointStore {
@@ -151,7 +153,8 @@ export class PgCheckpointStore implements CheckpointStore {
           `INSERT INTO cell_execution (kernel_run_id, ${CELL_COLUMNS})
            SELECT $1, ${CELL_COLUMNS}
            FROM jsonb_to_recordset($2::jsonb) AS c(seq integer, execution_count integer, code text, started_at timestamptz,
-             duration_s double precision, status text, error jsonb, created text[], deleted text[], rebound text[])
+             duration_s double precision, status text, error jsonb, created text[], deleted text[], rebound text[],
+             read text[], read_all boolean, modified text[], groups jsonb, effects_known boolean, timing_known boolean)
            ON CONFLICT (kernel_run_id, seq) DO NOTHING`,
           [runId, JSON.stringify(cells.map(cellToJson))],
         );

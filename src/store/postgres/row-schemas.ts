@@ -62,15 +62,16 @@ const cellRow = z.object({
   created: z.array(z.string()),
   deleted: z.array(z.string()),
   rebound: z.array(z.string()),
-  // The dependency fields (agent protocol, issue 3). Rows and checkpoints stored before them lack
-  // them, and `cell_execution` has no columns for them yet: absent stays absent, and readers
-  // give it the protocol's conservative meaning (src/history/cell-record.ts, cellDependenciesOf).
-  read: z.array(z.string()).optional(),
-  read_all: z.boolean().optional(),
-  modified: z.array(z.string()).optional(),
-  groups: z.array(z.array(z.string())).optional(),
-  effects_known: z.boolean().optional(),
-  timing_known: z.boolean().optional(),
+  // The dependency fields (agent protocol, issue 3). Rows and checkpoints stored before them, or
+  // sent by an older agent, lack them (NULL in `cell_execution`, absent in checkpoint jsonb):
+  // absent stays absent, and readers give it the protocol's conservative meaning
+  // (src/history/cell-record.ts, cellDependenciesOf).
+  read: z.array(z.string()).nullish(),
+  read_all: z.boolean().nullish(),
+  modified: z.array(z.string()).nullish(),
+  groups: z.array(z.array(z.string())).nullish(),
+  effects_known: z.boolean().nullish(),
+  timing_known: z.boolean().nullish(),
 });
 
 /** A cell inside `checkpoint.cells` (jsonb): the agent protocol's `Cell`, dates as ISO strings. */
@@ -214,12 +215,12 @@ function fromCellShape(r: CellShape): CellRecord {
     deleted: r.deleted,
     rebound: r.rebound,
     // Only the fields the row has: a CellRecord without them means "unknown" (see cellRow).
-    ...(r.read === undefined ? {} : { read: r.read }),
-    ...(r.read_all === undefined ? {} : { readAll: r.read_all }),
-    ...(r.modified === undefined ? {} : { modified: r.modified }),
-    ...(r.groups === undefined ? {} : { groups: r.groups }),
-    ...(r.effects_known === undefined ? {} : { effectsKnown: r.effects_known }),
-    ...(r.timing_known === undefined ? {} : { timingKnown: r.timing_known }),
+    ...(r.read == null ? {} : { read: r.read }),
+    ...(r.read_all == null ? {} : { readAll: r.read_all }),
+    ...(r.modified == null ? {} : { modified: r.modified }),
+    ...(r.groups == null ? {} : { groups: r.groups }),
+    ...(r.effects_known == null ? {} : { effectsKnown: r.effects_known }),
+    ...(r.timing_known == null ? {} : { timingKnown: r.timing_known }),
   };
 }
 

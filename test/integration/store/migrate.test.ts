@@ -94,10 +94,17 @@ describe('migrate', () => {
     });
   });
 
+  /** The file name the next migration after the repository's own would have. */
+  async function nextMigration(name: string): Promise<{ file: string; latest: number }> {
+    const latest = (await readMigrations(MIGRATIONS_DIR)).length;
+    return { file: `${String(latest + 1).padStart(4, '0')}_${name}.sql`, latest };
+  }
+
   it('rolls back a migration that fails and records nothing of it', async () => {
     const dir = await copyOfMigrations();
+    const next = await nextMigration('create_broken');
     await writeFile(
-      path.join(dir, '0004_create_broken.sql'),
+      path.join(dir, next.file),
       'CREATE TABLE half_done (id integer);\nSELECT 1 / 0;\n',
     );
     const db = await freshDatabase(postgres.server, { migrate: false });
@@ -110,15 +117,16 @@ describe('migrate', () => {
     });
     assert.ok(!(await tablesOf(db.pool)).includes('half_done'));
     const { rows } = await db.pool.query('SELECT max(version)::int AS v FROM schema_migration');
-    assert.equal(rows[0].v, 3, 'the migrations before the broken one stay applied');
+    assert.equal(rows[0].v, next.latest, 'the migrations before the broken one stay applied');
   });
 
   it('refuses a database migrated by a newer version', async () => {
     const dir = await copyOfMigrations();
-    await writeFile(path.join(dir, '0004_create_extra.sql'), 'CREATE TABLE extra (id integer);\n');
+    const { file } = await nextMigration('create_extra');
+    await writeFile(path.join(dir, file), 'CREATE TABLE extra (id integer);\n');
     const db = await freshDatabase(postgres.server, { migrate: false });
     await migrate(db.pool, dir);
-    await rm(path.join(dir, '0004_create_extra.sql'));
+    await rm(path.join(dir, file));
 
     await assert.rejects(migrate(db.pool, dir), { code: 'RESUME_ERR_STORE_SCHEMA_TOO_NEW' });
   });

@@ -250,6 +250,23 @@ describe('PgCheckpointStore', () => {
     await assert.rejects(store.recordRestoreReport(checkpoint.id, first.id, false, {}), { code: 'RESUME_ERR_RESTORE_NOT_CLAIMED' });
   });
 
+  it('keeps what each cell read, changed and grouped, and leaves it unknown for cells that did not say', async () => {
+    const run = await newRun(await newSession());
+    await store.appendCells(run.id, [
+      cell(1, 'l1 = [1]\ndlist = [l1]', { read: [], readAll: false, modified: [], groups: [['dlist', 'l1']], effectsKnown: true, timingKnown: true }),
+      cell(2, 'l1.append(2)', { read: ['l1'], readAll: false, modified: ['dlist', 'l1'], groups: [['dlist', 'l1']], effectsKnown: true, timingKnown: true }),
+      cell(3, 'x = 1'), // from an agent that predates the dependency fields
+    ]);
+    const [first, second, old] = await store.historyOfRun(run.id);
+    assert.deepEqual(second?.read, ['l1']);
+    assert.deepEqual(second?.modified, ['dlist', 'l1']);
+    assert.deepEqual(first?.groups, [['dlist', 'l1']]);
+    assert.equal(second?.readAll, false);
+    assert.equal(second?.effectsKnown, true);
+    assert.equal(old?.read, undefined, 'not reported stays unknown');
+    assert.equal(old?.effectsKnown, undefined);
+  });
+
   it('ignores cells whose seq is already stored, so retried batches are harmless', async () => {
     const session = await newSession();
     const run = await newRun(session);
