@@ -98,6 +98,8 @@ export interface CheckpointStore {
   /** Finds or creates the session for this key. */
   upsertSession(key: SessionKey): Promise<KernelSession>;
   getSession(id: string): Promise<KernelSession | null>;
+  /** Sessions newest first (one user's, or one session, when asked), each with its newest run if any. */
+  listSessions(filter: { user?: string; id?: string }): Promise<Array<KernelSession & { latestRun: KernelRun | null }>>;
   createRun(run: Omit<KernelRun, 'id' | 'startedAt'> & { startedAt?: Date }): Promise<KernelRun>;
   getRun(id: string): Promise<KernelRun | null>;
   /** Runs of one server, newest first (used to find a server's kernels and direct URL). */

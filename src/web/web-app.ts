@@ -3,6 +3,7 @@ import { isResumeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { agentRouter, type AgentRouterOptions } from './api/agent-router.js';
 import { checkpointsRouter, type CheckpointsRouterOptions } from './api/checkpoints-router.js';
+import { sessionsRouter } from './api/sessions-router.js';
 
 export type WebAppOptions = AgentRouterOptions &
   CheckpointsRouterOptions & {
@@ -30,6 +31,7 @@ export function createWebApp(options: WebAppOptions): express.Express {
   });
   root.use('/api/agent', agentRouter(options));
   root.use('/api', checkpointsRouter(options));
+  root.use('/api', sessionsRouter(options));
   app.use(prefix.replace(/\/$/, ''), root);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {

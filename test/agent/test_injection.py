@@ -75,6 +75,10 @@ def test_an_injected_agent_records_and_checkpoints_like_a_loaded_one(start_kerne
     later = kernel.run("late = [early, 2]")
     assert later.execution_count == before.execution_count + 1  # the injection ran silently
     cells = kernel.command({"op": "history"})["cells"]
-    assert [cell["code"] for cell in cells] == ["late = [early, 2]"]
+    # The cell that ran before the injection is rebuilt from IPython's history, effects unknown.
+    assert [cell["code"] for cell in cells] == ["early = 1", "late = [early, 2]"]
+    assert [cell["seq"] for cell in cells] == [1, 2]
+    assert [cell["effects_known"] for cell in cells] == [False, True]
+    assert (cells[1]["read"], cells[1]["created"]) == (["early"], ["late"])
     manifest = kernel.command({"op": "checkpoint", "checkpoint_id": "ck-inj", "target": {"kind": "dir", "path": str(tmp_path)}})
     assert {item["name"]: item["how"] for item in manifest["variables"]} == {"early": "stored", "late": "stored"}

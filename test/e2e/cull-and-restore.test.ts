@@ -48,6 +48,7 @@ describe('cull and restore, end to end', () => {
   let aliceToken: string;
   let bobToken: string;
   let firstCheckpointId: string;
+  let sessionId: string;
   const clock = new TravellingClock();
   const servicePort = { value: 0 };
 
@@ -146,6 +147,25 @@ describe('cull and restore, end to end', () => {
     assert.equal(statusOf['arr'], 'stored');
     assert.equal(statusOf['np'], 'imported');
     assert.equal(statusOf['gen'], 'recomputed');
+
+    // The session's history graph spans both kernels: the checkpoint's cells, then the probe.
+    const sessions = (await (await api(aliceToken, 'api/sessions')).json()) as {
+      sessions: Array<{ id: string; notebook_path: string }>;
+    };
+    const session = sessions.sessions.find((s) => s.notebook_path.endsWith(NOTEBOOK));
+    assert.ok(session, 'the notebook is one of alice’s sessions');
+    sessionId = session.id;
+    const graph = await waitFor('the probe cell in the history graph', async () => {
+      const body = (await (await api(aliceToken, `api/sessions/${session.id}/graph`)).json()) as {
+        graph: { cellExecutions: Array<{ code: string }>; variableSnapshots: Array<{ names: string[] }> };
+      };
+      return body.graph.cellExecutions.length === CELLS.length + 1 ? body.graph : null;
+    });
+    assert.deepEqual(
+      graph.cellExecutions.map((c) => c.code),
+      [...CELLS, PROBE],
+    );
+    assert.ok(graph.variableSnapshots.some((v) => v.names.includes('arr')));
   });
 
   it('never culls a server whose kernel is busy', async () => {
@@ -229,8 +249,12 @@ describe('cull and restore, end to end', () => {
     // Agent endpoints take a server's own token, not a user's.
     const register = await api(bobToken, 'api/agent/kernels', { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
     assert.equal(register.status, 403);
+    // Nor anyone's history.
+    assert.deepEqual(((await (await api(bobToken, 'api/sessions')).json()) as { sessions: unknown[] }).sessions, []);
+    assert.equal((await api(bobToken, `api/sessions/${sessionId}/graph`)).status, 404);
     // And the owner can.
     assert.equal((await api(aliceToken, `api/checkpoints/${firstCheckpointId}`)).status, 200);
+    assert.equal((await api(aliceToken, `api/sessions/${sessionId}/graph`)).status, 200);
   });
 
   it('records every cell in Postgres as it runs, and catches up after the store was down', async () => {

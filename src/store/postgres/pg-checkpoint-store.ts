@@ -124,6 +124,28 @@ export class PgCheckpointStore implements CheckpointStore {
   }
 
   /** Runs of one server (all its notebooks), newest first, each with its session. */
+  async listSessions(filter: { user?: string; id?: string }): Promise<Array<KernelSession & { latestRun: KernelRun | null }>> {
+    if (filter.id !== undefined && !isUuid(filter.id)) return [];
+    return this.run({ ...(filter.user === undefined ? {} : { user: filter.user }) }, async (client) => {
+      // The newest run of each session, if any, beside the session's own columns.
+      const { rows } = await client.query<Record<string, unknown>>(
+        `SELECT s.id AS session_id, s.user_name, s.server_name, s.notebook_path, s.kernel_name,
+                s.created_at AS session_created_at, r.*
+         FROM kernel_session s
+         LEFT JOIN LATERAL (
+           SELECT * FROM kernel_run WHERE kernel_session_id = s.id ORDER BY started_at DESC, id LIMIT 1
+         ) r ON true
+         WHERE ($1::text IS NULL OR s.user_name = $1) AND ($2::uuid IS NULL OR s.id = $2)
+         ORDER BY coalesce(r.started_at, s.created_at) DESC, s.id`,
+        [filter.user ?? null, filter.id ?? null],
+      );
+      return rows.map((row) => ({
+        ...toKernelSession({ ...row, id: row['session_id'], created_at: row['session_created_at'] }),
+        latestRun: row['id'] === null ? null : toKernelRun({ ...row, kernel_session_id: row['session_id'] }),
+      }));
+    });
+  }
+
   async listRunsForServer(user: string, server: string): Promise<Array<KernelRun & { session: KernelSession }>> {
     return this.run({ user, server }, async (client) => {
       const { rows } = await client.query<Record<string, unknown>>(

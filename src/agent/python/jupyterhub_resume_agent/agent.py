@@ -7,6 +7,7 @@ import time
 from .agent_error import AgentError
 from .agent_settings import AgentSettings
 from .blob_target import open_target
+from .history_import import rebuild_records
 from .identity import KernelIdentity, read_identity
 from .kernel_log import log_exception, log_line
 from .protocol import AGENT_VERSION, PROTOCOL_VERSION, parse_register_answer
@@ -73,8 +74,13 @@ class Agent:
         """Starts recording; with a service, registers and restores a waiting checkpoint first."""
         for warning in self.settings.warnings:
             log_line(f"jupyterhub-resume: {warning}")
+        # Cells the kernel ran before the agent was loaded (injection, a late %load_ext).
+        earlier = rebuild_records(self.shell)
+        self.recorder.import_history(earlier)
         if self.client is not None:
             self._register()
+        for record in earlier:
+            self._on_record(record)
         self.recorder.register()
 
     def close(self) -> None:

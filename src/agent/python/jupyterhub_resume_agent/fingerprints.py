@@ -57,7 +57,8 @@ _DIRECT_TYPES = frozenset(
 _REDUCED_HERE = frozenset({types.FunctionType, types.ModuleType, staticmethod, classmethod, property})
 _MARKER = "\x00jupyterhub-resume:"
 _OPAQUE = _MARKER + "opaque"
-_CLASS_SKIP = frozenset({"__dict__", "__weakref__"})
+# ``__slotnames__`` is a cache copyreg adds on the first pickle of an instance: not a change.
+_CLASS_SKIP = frozenset({"__dict__", "__weakref__", "__slotnames__"})
 _CLASS_VALUE_TYPES = frozenset(
     {list, dict, set, frozenset, tuple, str, bytes, int, float, bool, type(None), types.FunctionType, staticmethod, classmethod, property}
 )
@@ -231,15 +232,17 @@ def _code_reads(objects: list) -> frozenset:
 
 
 class FingerprintTaker:
-    """Takes fingerprints for one cell (per-cell caches: link verdicts, type verdicts, results by id).
+    """Takes fingerprints for one cell (per-cell caches: type verdicts, results by id).
 
     :param namespace: the notebook namespace (never entered by the reference walk).
+    :param link_filter: a ``LinkFilter`` to reuse across cells (its per-type facts about library
+        classes are the expensive part); default: a new one.
     """
 
-    def __init__(self, namespace: dict) -> None:
+    def __init__(self, namespace: dict, link_filter: LinkFilter | None = None) -> None:
         import builtins  # noqa: PLC0415 - only for its dict's id
 
-        self.link_filter = LinkFilter(namespace)
+        self.link_filter = link_filter or LinkFilter(namespace)
         self._skip_ids = {id(namespace), id(builtins.__dict__)}
         self._verdicts: dict = {}
         self._by_id: dict[int, tuple[object, Fingerprint]] = {}

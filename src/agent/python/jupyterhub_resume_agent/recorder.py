@@ -1,4 +1,5 @@
-"""Records every cell the user runs: code, timing, outcome and which names it bound or removed."""
+"""Records every cell the user runs: code, timing, outcome, which names it bound or removed, and
+what it read and changed in place (``cell_dependencies``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 import time
 from typing import Callable
 
+from .cell_dependencies import CellDependencies
 from .identity import utc_timestamp
 from .kernel_log import log_exception
 from .user_namespace import is_user_binding, namespace_ids
@@ -17,8 +19,9 @@ class Recorder:
     Created, deleted and rebound names come from comparing ``id()`` of every binding before and
     after the cell: one dict comprehension over the namespace per hook and one pass to compare,
     no deep walks and no references kept, about 0.1 ms for a few hundred names. Only names
-    that changed are checked for being user variables. In-place changes are not
-    seen (and need not be: a restore re-runs every cell after the first one it needs).
+    that changed are checked for being user variables. Reads, in-place changes and co-variable
+    groups come from ``CellDependencies`` (static analysis before the cell, fingerprints of the
+    variables the cell could reach before and after it).
 
     Silent executes (the service's commands) fire no hooks and are never recorded. A cell that
     runs ``get_ipython().run_cell(...)`` is recorded once, as the outer cell: re-running it
@@ -49,6 +52,18 @@ class Recorder:
         #: Seconds spent inside the two hooks for the last cell (agent overhead, not the cell's).
         self.last_hook_s = 0.0
         self._registered = False
+        #: Works out ``read``, ``read_all``, ``modified`` and ``groups`` of each cell.
+        self.dependencies = CellDependencies(shell)
+
+    def import_history(self, records: list[dict]) -> None:
+        """Puts records of cells that ran before the agent was loaded first (seq 1..k).
+
+        Only before any cell was recorded: later cells then continue from k + 1.
+        """
+        with self._lock:
+            if self._records:
+                raise RuntimeError("cells were already recorded")
+            self._records[:0] = records
 
     def register(self) -> None:
         """Starts recording (idempotent)."""
@@ -93,6 +108,7 @@ class Recorder:
         except Exception as error:  # noqa: BLE001 - IPython would print a callback traceback into the cell
             log_exception("could not read the namespace before a cell", error)
             self._before = {}
+        self.dependencies.before_cell(info, self._before)  # never raises
         self._started_at = utc_timestamp()
         self._t0 = time.perf_counter()
         self._pre_hook_s = self._t0 - hook_t0
@@ -122,6 +138,7 @@ class Recorder:
                 (created if previous is None else rebound).append(name)
         deleted = [name for name, ident in before.items() if name not in after and is_user_binding(self.shell, name, ident)]
         error = getattr(result, "error_before_exec", None) or getattr(result, "error_in_exec", None)
+        dependencies = self.dependencies.after_cell(result, after, created, deleted, rebound)  # never raises
         with self._lock:
             seq = len(self._records) + 1
             record = {
@@ -135,6 +152,7 @@ class Recorder:
                 "created": created,
                 "deleted": deleted,
                 "rebound": rebound,
+                **dependencies,
             }
             self._records.append(record)
         self.last_hook_s = self._pre_hook_s + (time.perf_counter() - t_end)

@@ -1,0 +1,129 @@
+"""Co-variable groups: variables that share reachable mutable objects, kept up to date cell by cell.
+
+Each variable's ``Fingerprint`` lists the ids through which it can share state
+(``object_links``). Two variables sharing one are in one group, and so is anything connected
+to them (union-find, as Kishu does). A change inside a shared object changes every variable of
+the group, so a cell that reads one member is a candidate for changing all of them.
+
+Groups are not recomputed from scratch after each cell: only the groups of variables whose
+links changed (created, rebound, deleted, or a reachable object added or removed) are taken
+apart and joined again, with any other group that now shares an id with them. ``b = a`` joins
+``b`` to ``a``'s group; ``b = [9]`` afterwards splits it again. Unchanged groups are never
+touched, so their (possibly large) id sets are not walked.
+"""
+
+from __future__ import annotations
+
+from .fingerprints import Fingerprint
+
+
+class CoVariables:
+    """The fingerprints of the user's variables and the groups they form."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Fingerprint] = {}
+        self._group_of: dict[str, int] = {}
+        self._members: dict[int, frozenset[str]] = {}
+        self._next_group = 0
+        # One holder of each link id: every holder of an id is in one group, so one is enough
+        # to find the group a changed variable joins, without looking at the other groups.
+        self._holder: dict[int, str] = {}
+
+    def group(self, name: str) -> frozenset[str]:
+        """The members of ``name``'s group (just ``name`` when it is not known)."""
+        group_id = self._group_of.get(name)
+        return self._members[group_id] if group_id is not None else frozenset((name,))
+
+    def groups_of(self, names) -> list[list[str]]:
+        """The distinct groups of ``names``: each sorted, ordered by their first member."""
+        found = {self.group(name) for name in names}
+        return sorted(sorted(group) for group in found)
+
+    def clear(self) -> None:
+        """Forgets everything (the next cell re-reads the namespace)."""
+        self.entries.clear()
+        self._group_of.clear()
+        self._members.clear()
+        self._holder.clear()
+
+    def update(self, changes: dict[str, Fingerprint | None]) -> None:
+        """Stores new fingerprints (``None``: the variable is gone) and regroups what they touch.
+
+        :param changes: name → its new fingerprint, or ``None`` to forget it.
+        """
+        loose: set[str] = set()
+        for name, fingerprint in changes.items():
+            old = self.entries.get(name)
+            if fingerprint is not None and old is not None and old.link_ids == fingerprint.link_ids:
+                self.entries[name] = fingerprint  # new content, same links: its group stands
+                continue
+            loose.update(self._release(name))
+            loose.add(name)
+        if not loose:
+            return
+        # Every member of a released group drops its ids (they are registered again below).
+        for name in loose:
+            entry = self.entries.get(name)
+            if entry is not None:
+                for ident in entry.link_ids:
+                    if self._holder.get(ident) == name:
+                        del self._holder[ident]
+        for name, fingerprint in changes.items():
+            if name in loose:
+                if fingerprint is None:
+                    self.entries.pop(name, None)
+                else:
+                    self.entries[name] = fingerprint
+        loose = {name for name in loose if name in self.entries}
+        # A group left alone joins when it holds one of the loose variables' ids.
+        joining: set[str] = set()
+        for name in loose:
+            for ident in self.entries[name].link_ids:
+                holder = self._holder.get(ident)
+                if holder is not None and holder not in loose and holder not in joining:
+                    joining.update(self._release(holder))
+        loose |= joining
+        for members in self._components(loose):
+            self._add_group(members)
+        for name in loose:
+            for ident in self.entries[name].link_ids:
+                self._holder.setdefault(ident, name)
+
+    def _release(self, name: str) -> frozenset[str]:
+        """Takes ``name``'s group apart; returns its members (``name`` alone if it had none)."""
+        group_id = self._group_of.get(name)
+        if group_id is None:
+            return frozenset((name,))
+        members = self._members.pop(group_id)
+        for member in members:
+            del self._group_of[member]
+        return members
+
+    def _components(self, names: set[str]) -> list[set[str]]:
+        parent = {name: name for name in names}
+
+        def find(name: str) -> str:
+            while parent[name] != name:
+                parent[name] = parent[parent[name]]
+                name = parent[name]
+            return name
+
+        owner: dict[int, str] = {}
+        for name in sorted(names):
+            for ident in self.entries[name].link_ids:
+                other = owner.setdefault(ident, name)
+                if other != name:
+                    root_a, root_b = find(name), find(other)
+                    if root_a != root_b:
+                        parent[root_b] = root_a
+        components: dict[str, set[str]] = {}
+        for name in names:
+            components.setdefault(find(name), set()).add(name)
+        return list(components.values())
+
+    def _add_group(self, members: set[str]) -> None:
+        group_id = self._next_group
+        self._next_group += 1
+        self._members[group_id] = frozenset(members)
+        for member in members:
+            self._group_of[member] = group_id
