@@ -219,3 +219,11 @@ def test_the_plan_can_ask_for_variables_to_be_recomputed_instead_of_stored(sourc
     assert how["title"] == "recompute"
     assert how["shared"] == how["nested"] == how["alias"] == "recompute"  # linked to a recomputed one
     assert how["count"] == "stored"
+
+
+def test_the_first_cell_after_a_restore_knows_what_it_read(restored):
+    kernel, _, _ = restored
+    cells = kernel.command({"op": "history"})["cells"]
+    cell = [c for c in cells if c["code"] == "after_restore = count + 1"][-1]
+    assert (cell["read"], cell["read_all"], cell["created"], cell["modified"]) == (["count"], False, ["after_restore"], [])
+    assert cell["effects_known"] is True

@@ -96,13 +96,9 @@ def test_bad_requests_answer_with_an_error_instead_of_raising(kernel):
     assert kernel.run("1 + 1").reply["status"] == "ok"
 
 
-def test_cell_hooks_cost_well_under_a_millisecond_with_hundreds_of_names(kernel):
+def test_records_a_rebinding_among_hundreds_of_names(kernel):
+    # How long the hooks take is measured by the benchmarks, not asserted here.
     kernel.run("for _i in range(400):\n    globals()[f'v{_i}'] = [_i]")
-    costs = []
     for index in range(15):
         kernel.run(f"v{index} = {index}")
-        costs.append(kernel.value("__import__('jupyterhub_resume_agent')._agent.recorder.last_hook_s"))
-    costs.sort()
-    print(f"hook cost with 400 names: median {costs[len(costs) // 2] * 1e6:.0f} µs")
-    assert costs[len(costs) // 2] < 0.001, costs
     assert _cells(kernel)[-1]["rebound"] == ["v14"]

@@ -63,6 +63,7 @@ class CellDependencies:
         self.covariables = CoVariables()
         self._plan: _CellPlan | None = None
         self._known_ids: dict[str, int] | None = None
+        self._before_ids: dict[str, int] = {}
         self._link_filter: LinkFilter | None = None
         self._link_filter_age = 0
         #: Variables fingerprinted for the last cell, in order (instrumentation for tests).
@@ -72,7 +73,7 @@ class CellDependencies:
 
     def _taker(self) -> FingerprintTaker:
         """A fingerprint taker sharing one ``LinkFilter`` over many cells."""
-        if self._link_filter is None or self._link_filter_age >= _LINK_FILTER_CELLS:
+        if self._link_filter is None or self._link_filter_age >= _LINK_FILTER_CELLS or self._link_filter.is_stale():
             self._link_filter = LinkFilter(self.shell.user_ns)
             self._link_filter_age = 0
         self._link_filter_age += 1
@@ -85,6 +86,7 @@ class CellDependencies:
         self.last_fingerprinted = []
         self.last_hashed_bytes = 0
         self._plan = None
+        self._before_ids = before_ids
         try:
             self._plan = self._prepare(info, before_ids)
         except Exception as error:  # noqa: BLE001 - must not break the user's cell
@@ -94,9 +96,8 @@ class CellDependencies:
 
     def _prepare(self, info, before_ids: dict[str, int]) -> _CellPlan:
         namespace = self.shell.user_ns
-        taker = self._taker()
         if before_ids != self._known_ids:
-            self._sync(before_ids, taker)
+            self._sync(before_ids, self._taker())
         code = getattr(info, "transformed_cell", None)
         raw = getattr(info, "raw_cell", "") or ""
         if code is None:
@@ -106,13 +107,18 @@ class CellDependencies:
         plan = _CellPlan(reads, read_all)
         entries = self.covariables.entries
         candidates = self._candidates(plan)
-        # The content hash of a candidate is needed now if it was never taken (lazy hashing).
-        missing = {}
-        for name in sorted(candidates):
-            entry = entries.get(name)
-            if entry is None or (entry.digest is None and entry.serializable):
-                missing[name] = taker.take(namespace[name])
-        if missing:
+        # A candidate never fingerprinted (e.g. bound by code the agent did not see) needs one
+        # now; taking it may reveal links, hence more candidates: repeat (a few rounds at most).
+        # Big buffers stay unhashed (hash_large=False): see fingerprints.LAZY_HASH_FROM.
+        taker = None
+        for _ in range(3):
+            missing = {}
+            for name in sorted(candidates):
+                if entries.get(name) is None:
+                    taker = taker or self._taker()
+                    missing[name] = taker.take(namespace[name], hash_large=False)
+            if not missing:
+                break
             self._note(taker, missing)
             self.covariables.update(missing)
             candidates = self._candidates(plan)
@@ -182,8 +188,13 @@ class CellDependencies:
                 log_exception("could not work out a cell's dependencies", error)
             self.covariables.clear()
             self._known_ids = None
+            # Unknown: it may have read anything and changed any variable it kept.
             fields = dict(_UNKNOWN)
-            fields["modified"] = sorted(plan.before) if plan is not None else []
+            fields["modified"] = sorted(
+                name
+                for name, ident in self._before_ids.items()
+                if after_ids.get(name) == ident and is_user_binding(self.shell, name, ident)
+            )
             return fields
 
     def _finish(self, plan: _CellPlan, result, after_ids, created, deleted, rebound) -> dict:
@@ -198,7 +209,7 @@ class CellDependencies:
         after: dict[str, Fingerprint] = {}
         for name, old in sorted(plan.before.items()):
             if after_ids.get(name) == old.value_id and name not in changes:
-                after[name] = changes[name] = taker.take(namespace[name])
+                after[name] = changes[name] = taker.take(namespace[name], hash_large=False, previous=old)
         self._note(taker, {name: fp for name, fp in changes.items() if fp is not None})
         modified = self._modified(plan, after)
         self.covariables.update(changes)
@@ -222,6 +233,9 @@ class CellDependencies:
             old = plan.before[name]
             if not (old.serializable and new.serializable):
                 opaque.add(name)
+            elif old.digest is None or new.digest is None:
+                # Too big to hash per cell: a cell that reads it may have changed it.
+                modified.add(name)
             elif old.digest != new.digest or old.link_ids != new.link_ids:
                 modified.add(name)
         modified.update(name for name in opaque if plan.read_all or name in plan.reads)

@@ -16,6 +16,9 @@ walked with Python's scoping rules:
 * ``exec``, ``eval``, ``globals()``, ``locals()``, ``vars()``/``dir()`` without arguments,
   ``breakpoint()``, ``import __main__``, frame or shell namespaces, a bare ``get_ipython`` and
   magics that may read the namespace (see ``magic_reads``) make the cell ``read_all``.
+* ``df.query("a > @limit")``, ``pd.eval(...)`` and ``numexpr.evaluate(...)`` look names up in
+  the caller's frame: every identifier in their string counts as read (``query``/``eval`` of a
+  string computed elsewhere make the cell ``read_all``).
 
 The result is a superset of the names loaded from the cell's global scope; the caller keeps the
 ones that were user variables before the cell and adds what notebook functions read
@@ -25,34 +28,47 @@ ones that were user variables before the cell and adds what notebook functions r
 from __future__ import annotations
 
 import ast
+import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 from .magic_reads import magic_reads
-
-#: Stands for "every variable" inside name sets (it is not an identifier, so no variable has it).
-ALL = "*"
+from .scope_reads import (
+    FUNCTION_NODES,
+    ALL,
+    NAMESPACE_ATTRIBUTES,
+    import_bindings,
+    imports_main,
+    is_main_subscript,
+    scope_reads,
+)
 
 _NAMESPACE_CALLS = frozenset({"exec", "eval", "globals", "locals", "breakpoint"})
 _NAMESPACE_CALLS_WITHOUT_ARGUMENTS = frozenset({"vars", "dir"})
-_NAMESPACE_NAMES_IN_FUNCTIONS = frozenset({"exec", "eval", "globals", "breakpoint", "get_ipython"})
-_NAMESPACE_ATTRIBUTES = frozenset({"f_globals", "f_locals", "_getframe", "currentframe", "user_ns", "user_global_ns"})
+#: Methods that evaluate a string against the caller's variables (pandas, numexpr).
+_FRAME_EVALUATORS = frozenset({"query", "eval", "evaluate"})
 #: Decorators known not to call the function they are given.
 _PASSIVE_DECORATORS = frozenset(
     {"property", "staticmethod", "classmethod", "abstractmethod", "setter", "getter", "deleter", "wraps",
      "lru_cache", "cache", "cached_property", "dataclass", "total_ordering", "singledispatch", "register"}
 )
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _MAX_MAGIC_DEPTH = 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class CellReads:
     """Names a cell may load from its global scope, and whether it may read anything at all."""
 
-    names: set[str]
+    names: frozenset
     read_all: bool
+
+
+#: Analyses of recent cells by code: notebooks re-run the same cells over and over.
+_recent: OrderedDict[str, CellReads] = OrderedDict()
+_RECENT_CELLS = 256
 
 
 def analyze_cell(code: str, transform: Callable[[str], str] | None = None) -> CellReads:
@@ -61,12 +77,25 @@ def analyze_cell(code: str, transform: Callable[[str], str] | None = None) -> Ce
     :param code: the cell after ``shell.transform_cell``.
     :param transform: ``shell.transform_cell``, for the code inside magics like ``%%time``.
     """
+    found = _recent.get(code)
+    if found is not None:
+        _recent.move_to_end(code)
+        return found
     try:
         flow = _CellFlow(transform)
-        flow.run(ast.parse(code))
-        return CellReads(flow.reads - {ALL}, flow.read_all or ALL in flow.reads)
+        flow.run(_parse(code))
+        found = CellReads(frozenset(flow.reads - {ALL}), flow.read_all or ALL in flow.reads)
     except Exception:  # noqa: BLE001 - a SyntaxError, or a construct this module gets wrong
-        return CellReads(set(), True)
+        found = CellReads(frozenset(), True)
+    _recent[code] = found
+    if len(_recent) > _RECENT_CELLS:
+        _recent.popitem(last=False)
+    return found
+
+
+def _parse(code: str) -> ast.Module:
+    # IPython runs top-level ``await``; plain ast.parse would accept it too, compile() is explicit.
+    return compile(code, "<cell>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -79,181 +108,6 @@ def _decorator_name(node: ast.expr) -> str:
 
 def _is_passive(decorators: list[ast.expr]) -> bool:
     return all(_decorator_name(node) in _PASSIVE_DECORATORS for node in decorators)
-
-
-def _is_main_subscript(node: ast.Subscript) -> bool:
-    return isinstance(node.slice, ast.Constant) and node.slice.value == "__main__"
-
-
-def _imports_main(node: ast.Import | ast.ImportFrom) -> bool:
-    if isinstance(node, ast.ImportFrom):
-        return node.module == "__main__"
-    return any(alias.name == "__main__" for alias in node.names)
-
-
-def _import_bindings(node: ast.Import | ast.ImportFrom) -> list[str]:
-    names = []
-    for alias in node.names:
-        if alias.name == "*":
-            continue  # binds names nobody can list: none of them is certainly bound
-        names.append(alias.asname or alias.name.split(".")[0])
-    return names
-
-
-class _ScopeCollector(ast.NodeVisitor):
-    """One function, lambda, class or comprehension body, without descending into nested scopes.
-
-    Collects names loaded and bound at this level, ``global``/``nonlocal`` declarations, whether
-    the body can reach the whole namespace, and the nested scopes (whose decorators, defaults,
-    bases and first iterable are evaluated here, so they are visited here).
-    """
-
-    def __init__(self) -> None:
-        self.loaded: set[str] = set()
-        self.assigned: set[str] = set()
-        self.globals: set[str] = set()
-        self.nonlocals: set[str] = set()
-        self.nested: list[ast.AST] = []
-        self.namespace_access = False
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.loaded.add(node.id)
-        else:
-            self.assigned.add(node.id)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        if isinstance(node.target, ast.Name):
-            self.loaded.add(node.target.id)
-        self.generic_visit(node)
-
-    def visit_Global(self, node: ast.Global) -> None:
-        self.globals.update(node.names)
-
-    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
-        self.nonlocals.update(node.names)
-
-    def _visit_signature(self, node) -> None:
-        arguments = node.args
-        for default in [*arguments.defaults, *arguments.kw_defaults]:
-            if default is not None:
-                self.visit(default)
-        if not isinstance(node, ast.Lambda):
-            for argument in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]:
-                if argument is not None and argument.annotation is not None:
-                    self.visit(argument.annotation)
-            if node.returns is not None:
-                self.visit(node.returns)
-            for decorator in node.decorator_list:
-                self.visit(decorator)
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self.assigned.add(node.name)
-        self._visit_signature(node)
-        self.nested.append(node)
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        self._visit_signature(node)
-        self.nested.append(node)
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.assigned.add(node.name)
-        for child in [*node.bases, *node.keywords, *node.decorator_list]:
-            self.visit(child)
-        self.nested.append(node)
-
-    def _visit_comprehension(self, node) -> None:
-        self.visit(node.generators[0].iter)
-        for child in ast.walk(node):
-            # A walrus in a comprehension binds in the enclosing function.
-            if isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
-                self.assigned.add(child.target.id)
-        self.nested.append(node)
-
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
-
-    def visit_Import(self, node: ast.Import) -> None:
-        self.assigned.update(_import_bindings(node))
-        self.namespace_access |= _imports_main(node)
-
-    visit_ImportFrom = visit_Import
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
-        if node.name:
-            self.assigned.add(node.name)
-        self.generic_visit(node)
-
-    def visit_MatchAs(self, node) -> None:
-        if node.name:
-            self.assigned.add(node.name)
-        self.generic_visit(node)
-
-    visit_MatchStar = visit_MatchAs
-
-    def visit_MatchMapping(self, node) -> None:
-        if node.rest:
-            self.assigned.add(node.rest)
-        self.generic_visit(node)
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        self.namespace_access |= node.attr in _NAMESPACE_ATTRIBUTES
-        self.generic_visit(node)
-
-    def visit_Subscript(self, node: ast.Subscript) -> None:
-        self.namespace_access |= _is_main_subscript(node)
-        self.generic_visit(node)
-
-
-def _parameters(node) -> set[str]:
-    arguments = node.args
-    names = {argument.arg for argument in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]}
-    names.update(argument.arg for argument in (arguments.vararg, arguments.kwarg) if argument is not None)
-    return names
-
-
-def scope_reads(node: ast.AST, enclosing: frozenset[str]) -> set[str]:
-    """Global names a nested scope (and the scopes inside it) may read when it runs.
-
-    :param node: a function, lambda, class or comprehension node.
-    :param enclosing: names local to the enclosing functions (free variables, not globals).
-    :returns: the names; ``ALL`` among them when the body can reach the whole namespace.
-    """
-    collector = _ScopeCollector()
-    if isinstance(node, (*_FUNCTIONS, ast.Lambda)):
-        for statement in node.body if isinstance(node.body, list) else [node.body]:
-            collector.visit(statement)
-        local = (_parameters(node) | collector.assigned) - collector.globals - collector.nonlocals
-        inner = (enclosing - collector.globals) | local
-    elif isinstance(node, ast.ClassDef):
-        for statement in node.body:
-            collector.visit(statement)
-        # A class body is run once, top to bottom; counting its own attributes as global reads
-        # too is a harmless superset. Its scope does not enclose its methods.
-        local = set()
-        inner = enclosing
-    else:
-        targets = _ScopeCollector()
-        for generator in node.generators:
-            targets.visit(generator.target)
-        for index, generator in enumerate(node.generators):
-            collector.visit(generator.target)
-            if index:
-                collector.visit(generator.iter)
-            for condition in generator.ifs:
-                collector.visit(condition)
-        for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
-            collector.visit(part)
-        local = targets.assigned
-        inner = enclosing | local
-    reads = set(collector.globals)
-    reads.update(name for name in collector.loaded if name not in local and name not in enclosing)
-    if collector.namespace_access or _NAMESPACE_NAMES_IN_FUNCTIONS & (collector.loaded - local):
-        reads.add(ALL)
-    for nested in collector.nested:
-        reads |= scope_reads(nested, frozenset(inner))
-    return reads
 
 
 class _CellFlow:
@@ -310,9 +164,9 @@ class _CellFlow:
             return
         if kind is ast.Call and self.call(node, bound):
             return
-        if kind is ast.Attribute and node.attr in _NAMESPACE_ATTRIBUTES:
+        if kind is ast.Attribute and node.attr in NAMESPACE_ATTRIBUTES:
             self.read_all = True
-        elif kind is ast.Subscript and _is_main_subscript(node):
+        elif kind is ast.Subscript and is_main_subscript(node):
             self.read_all = True
         for child in ast.iter_child_nodes(node):
             self.expr(child, bound)
@@ -322,6 +176,17 @@ class _CellFlow:
         func = node.func
         if isinstance(func, ast.Name) and func.id not in bound:
             if func.id in _NAMESPACE_CALLS or (func.id in _NAMESPACE_CALLS_WITHOUT_ARGUMENTS and not node.args):
+                self.read_all = True
+            return False
+        if isinstance(func, ast.Attribute) and func.attr in _FRAME_EVALUATORS and node.args:
+            expression = node.args[0]
+            parts = expression.values if isinstance(expression, ast.JoinedStr) else [expression]
+            texts = [part.value for part in parts if isinstance(part, ast.Constant) and isinstance(part.value, str)]
+            for text in texts:
+                for name in _IDENTIFIER.findall(text):
+                    self.load(name, bound)
+            if not texts and func.attr != "evaluate":
+                # A string computed elsewhere (``evaluate`` is left out: Keras' model.evaluate(x, y)).
                 self.read_all = True
             return False
         if not (
@@ -348,7 +213,7 @@ class _CellFlow:
             for source in sources:
                 try:
                     code = self.transform(source) if self.transform is not None else source
-                    tree = ast.parse(code)
+                    tree = _parse(code)
                 except Exception:  # noqa: BLE001 - try the next spelling
                     continue
                 inner = _CellFlow(self.transform, self.depth + 1)
@@ -411,10 +276,10 @@ class _CellFlow:
             for target in node.targets:
                 self.unbind(target, bound)
         elif kind in (ast.Import, ast.ImportFrom):
-            if _imports_main(node):
+            if imports_main(node):
                 self.read_all = True
-            bound.update(_import_bindings(node))
-        elif kind in _FUNCTIONS:
+            bound.update(import_bindings(node))
+        elif kind in FUNCTION_NODES:
             self.define_function(node, bound, sink)
         elif kind is ast.ClassDef:
             self.define_class(node, bound, sink)
@@ -515,7 +380,7 @@ class _CellFlow:
             start = set(bound)
             self.bind(node.target, start)
         after_first = self.block(node.body, set(start), sink)
-        if any(isinstance(child, (*_FUNCTIONS, ast.ClassDef)) for child in ast.walk(node)):
+        if any(isinstance(child, (*FUNCTION_NODES, ast.ClassDef)) for child in ast.walk(node)):
             # A function defined in one iteration can be called in the next.
             self.block(node.body, start | after_first, sink)
         self.block(node.orelse, set(bound), sink)

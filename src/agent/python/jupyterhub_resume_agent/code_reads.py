@@ -16,9 +16,11 @@ from __future__ import annotations
 import types
 
 #: Names in a code object that let it reach the whole notebook namespace. ``locals``/``vars``/``dir``
-#: are left out: inside a function they see the function's own locals.
+#: are left out: inside a function they see the function's own locals. ``query``/``evaluate``
+#: (pandas, numexpr) resolve ``@name`` in the caller's frame, globals included.
 NAMESPACE_NAMES = frozenset(
-    {"globals", "eval", "exec", "get_ipython", "f_globals", "_getframe", "currentframe", "user_ns", "user_global_ns"}
+    {"globals", "eval", "exec", "get_ipython", "f_globals", "_getframe", "currentframe", "user_ns", "user_global_ns",
+     "query", "evaluate"}
 )
 
 _METHOD_WRAPPERS = (staticmethod, classmethod)

@@ -5,14 +5,17 @@ it in place (``modified``); the reachable ids say which variables share state (c
 
 How it is taken (Kishu's design, with pickle's own notion of reachability):
 
-* The value is pickled (protocol 5, out-of-band buffers) by the agent's C pickler
-  (``serializer``), whose memo then holds every object it reached. ``object_links.LinkFilter``
+* The value is pickled (protocol 5, out-of-band buffers, file handles as in checkpoints) by a C
+  pickler, whose memo then holds every object it reached. ``object_links.LinkFilter``
   keeps the ones that can link variables (no atoms, modules, library classes or singletons);
   numpy arrays add the array whose memory they view (``v = a[::2]`` links to ``a``).
 * Content: sha1 of the pickle bytes and of each out-of-band buffer, hashed straight from the
   array's memory (big buffers in chunks on a few threads: hashlib releases the GIL). Exact, no
-  sampling. Large buffers of a new variable may be left unhashed (``digest`` ``None``) until a
-  cell reads it: most big arrays are made once and read many times, or never.
+  sampling. Buffers above ``LAZY_HASH_FROM`` are not hashed between cells at all (``digest``
+  ``None``): hashing a gigabyte costs half a second, far too much on every cell that merely reads
+  it. Such a variable counts as modified by every cell that reads it (a false positive, which
+  the dependency rules allow); its content is compared at checkpoint time instead, where the blob
+  checksum is computed anyway.
 * Notebook functions and classes are pickled by value, not by name: their defaults, closure
   cells, ``__dict__`` and class attributes are content too (``def f(cache={})``).
 * ``__reduce__`` methods build temporary tuples and dicts that also land in the memo, with new
@@ -28,6 +31,7 @@ through a module or a library closure).
 
 from __future__ import annotations
 
+import builtins
 import copyreg
 import hashlib
 import io
@@ -35,19 +39,21 @@ import os
 import pickle
 import sys
 import types
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .array_views import root_array
 from .code_reads import code_names, global_names_of
+from .file_handles import reduce_file_handle
 from .object_links import LinkFilter
 from .reference_walk import reachable_objects
-from .serializer import PROTOCOL, _Pickler
+from .serializer import PROTOCOL
 
 #: Buffers from this size are hashed in chunks on several threads.
 _PARALLEL_FROM = 64 << 20
 _CHUNK = 16 << 20
-#: A new variable's buffers above this total are hashed only when a cell first reads it.
+#: Variables whose buffers exceed this total are never hashed per cell (see the module doc).
 LAZY_HASH_FROM = 16 << 20
 
 #: Types the C pickler saves itself (no ``__reduce__``, so no temporaries in the memo).
@@ -89,8 +95,33 @@ def _importable(function) -> bool:
     return target is function
 
 
-class _FingerprintPickler(_Pickler):
-    """The agent's pickler, with notebook code saved by value and modules by name.
+_FILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper)
+#: Immutable atoms: bound to the same object, their content cannot have changed.
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range})
+_ATOM_DIGEST = b"immutable"
+_IMMUTABLE_CONTAINERS = (tuple, frozenset)
+
+
+def _reduce_file(obj):
+    # A file handle is its path, mode and position; one open for writing raises (not comparable).
+    return reduce_file_handle(obj) or obj.__reduce_ex__(PROTOCOL)
+
+
+_dispatch: dict = {}
+
+
+def _dispatch_table() -> dict:
+    """copyreg's reductions plus the agent's file handles (rebuilt if copyreg gains entries)."""
+    global _dispatch
+    if len(_dispatch) != len(copyreg.dispatch_table) + len(_FILE_TYPES):
+        table = dict(copyreg.dispatch_table)
+        table.update((kind, _reduce_file) for kind in _FILE_TYPES)
+        _dispatch = table
+    return _dispatch
+
+
+class _FingerprintPickler(pickle.Pickler):
+    """A C pickler with notebook code saved by value, modules by name, file handles as in checkpoints.
 
     Every reduction here passes its parts as list items (``APPENDS``), which pickle never
     memoizes as a container: the memo stays free of temporaries of our own making.
@@ -140,7 +171,7 @@ def _dump(value) -> _Dump:
     buffers: list = []
     out = io.BytesIO()
     pickler = _FingerprintPickler(out, protocol=PROTOCOL, buffer_callback=buffers.append)
-    pickler.prepare(frozenset())
+    pickler.dispatch_table = _dispatch_table()
     pickler.dump(value)
     return _Dump(out.getvalue(), buffers, [obj for _, obj in pickler.memo.copy().values()])
 
@@ -240,8 +271,6 @@ class FingerprintTaker:
     """
 
     def __init__(self, namespace: dict, link_filter: LinkFilter | None = None) -> None:
-        import builtins  # noqa: PLC0415 - only for its dict's id
-
         self.link_filter = link_filter or LinkFilter(namespace)
         self._skip_ids = {id(namespace), id(builtins.__dict__)}
         self._verdicts: dict = {}
@@ -249,47 +278,80 @@ class FingerprintTaker:
         #: Bytes hashed by this taker (instrumentation for tests and measurements).
         self.hashed_bytes = 0
 
-    def take(self, value: object, hash_large: bool = True) -> Fingerprint:
+    def take(self, value: object, hash_large: bool = True, previous: Fingerprint | None = None) -> Fingerprint:
         """The fingerprint of ``value``; never raises.
 
         :param hash_large: ``False`` leaves the digest ``None`` when the buffers exceed ``LAZY_HASH_FROM``.
+        :param previous: the value's last fingerprint, if any: when the content hash is the same
+            and every object it linked through is still reached, it is returned as it is (no
+            second pickle to tell temporaries apart: the usual case of a cell that only reads).
         """
         cached = self._by_id.get(id(value))
         if cached is not None and cached[0] is value:
             known = cached[1]
             if not hash_large or known.digest is not None or not known.serializable:
                 return known  # two names bound to one object: one fingerprint
-        result = self._take(value, hash_large)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a library's pickling warnings must not land in the cell
+            result = self._take(value, hash_large, previous)
         self._by_id[id(value)] = (value, result)
         return result
 
-    def _take(self, value: object, hash_large: bool) -> Fingerprint:
+    def _take(self, value: object, hash_large: bool, previous: Fingerprint | None) -> Fingerprint:
+        if type(value) in _ATOMS:
+            return Fingerprint(id(value), frozenset(), _ATOM_DIGEST, True, frozenset())
         if isinstance(value, types.ModuleType):
             name = getattr(value, "__name__", "") or ""
             return Fingerprint(id(value), frozenset(), ("module:" + str(name)).encode(), True, frozenset())
         try:
             first = _dump(value)
-            objects = first.objects
-            if _may_hold_temporaries(objects, self._verdicts):
-                second = _dump(value)  # ``first`` stays alive: its temporaries' ids cannot come back
-                persistent = {id(obj) for obj in second.objects}
-                objects = [obj for obj in objects if id(obj) in persistent]
-                del second
         except (Exception, RecursionError):  # noqa: BLE001 - any failure means "cannot compare"
             return self._unserializable(value)
-        link_ids = self.link_filter.linking_ids(objects, value, top_always_links=False)
+        digest, total = self._digest(first, hash_large)
+        if (
+            previous is not None
+            and previous.serializable
+            and digest is not None
+            and digest == previous.digest
+            and previous.link_ids <= self._link_ids(value, first.objects)
+        ):
+            # Same bytes, and every object it shared is still reached: unchanged. (While those
+            # objects live, no temporary of this pickle can have one of their ids.)
+            return previous
+        objects = first.objects
+        if _may_hold_temporaries(objects, self._verdicts):
+            try:
+                second = _dump(value)  # ``first`` stays alive: its temporaries' ids cannot come back
+            except (Exception, RecursionError):  # noqa: BLE001
+                return self._unserializable(value)
+            persistent = {id(obj) for obj in second.objects}
+            objects = [obj for obj in objects if id(obj) in persistent]
+            del second
+        link_ids = self._link_ids(value, objects)
+        return Fingerprint(id(value), frozenset(link_ids), digest, True, _code_reads(objects), total if digest else 0)
+
+    def _digest(self, dump: _Dump, hash_large: bool) -> tuple[bytes | None, int]:
+        total = len(dump.data) + sum(_buffer_view(buffer).nbytes for buffer in dump.buffers)
+        if not hash_large and total - len(dump.data) > LAZY_HASH_FROM:
+            return None, total
+        hasher = hashlib.sha1(dump.data, usedforsecurity=False)
+        for buffer in dump.buffers:
+            _hash_buffer(hasher, _buffer_view(buffer))
+        self.hashed_bytes += total
+        return hasher.digest(), total
+
+    def _link_ids(self, value: object, objects: list) -> set[int]:
+        # Tuples and frozensets carry no state of their own (what they hold is in the memo too),
+        # and constant tuples of library code turn up in unrelated pickles: they never link.
+        link_ids = self.link_filter.linking_ids(
+            [obj for obj in objects if not isinstance(obj, _IMMUTABLE_CONTAINERS)], value, top_always_links=False
+        )
+        if isinstance(value, _IMMUTABLE_CONTAINERS):
+            link_ids.discard(id(value))
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             link_ids |= _array_bases([value, *objects] if type(value) is numpy.ndarray else objects, numpy)
-        digest = None
-        total = len(first.data) + sum(_buffer_view(buffer).nbytes for buffer in first.buffers)
-        if hash_large or total - len(first.data) <= LAZY_HASH_FROM:
-            hasher = hashlib.sha1(first.data, usedforsecurity=False)
-            for buffer in first.buffers:
-                _hash_buffer(hasher, _buffer_view(buffer))
-            digest = hasher.digest()
-            self.hashed_bytes += total
-        return Fingerprint(id(value), frozenset(link_ids), digest, True, _code_reads(objects), total if digest else 0)
+        return link_ids
 
     def _unserializable(self, value: object) -> Fingerprint:
         try:

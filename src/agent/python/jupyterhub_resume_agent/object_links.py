@@ -47,7 +47,16 @@ class LinkFilter:
         self._type_verdict: dict[type, bool] = {}
         self._class_owned: set[int] = set()
         self._seen_types: set[type] = set()
+        self._modules_seen = self._library_modules()
         self._library_singleton_types = self._library_types()
+
+    @staticmethod
+    def _library_modules() -> tuple:
+        return sys.modules.get("numpy"), sys.modules.get("pandas.core.dtypes.base")
+
+    def is_stale(self) -> bool:
+        """Whether numpy or pandas was imported since this filter was made (it would miss their dtypes)."""
+        return self._library_modules() != self._modules_seen
 
     @staticmethod
     def _library_types() -> tuple[type, ...]:
