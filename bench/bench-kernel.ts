@@ -128,6 +128,23 @@ def dill_load(path):
     return Answer({"load_s": t1 - t0})
 
 
+def agent_cell():
+    # The agent's own view of the last user cell (None in a kernel without the agent).
+    agent = getattr(sys.modules.get("jupyterhub_resume_agent"), "_agent", None)
+    if agent is None:
+        return Answer({"no_agent": True})
+    recorder = agent.recorder
+    records = recorder.records
+    last = records[-1] if records else {}
+    return Answer({
+        "hook_s": recorder.last_hook_s,
+        "cell_s": last.get("duration_s"),
+        "read": len(last.get("read") or []),
+        "modified": len(last.get("modified") or []),
+        "read_all": bool(last.get("read_all")),
+    })
+
+
 def versions():
     return Answer({
         "python": sys.version.split()[0],
@@ -160,6 +177,20 @@ const pickleBaselineSchema = z.object({
 export type PickleBaselineRun = z.infer<typeof pickleBaselineSchema>;
 const dillDumpSchema = z.object({ dump_s: z.number(), bytes: z.number().int(), protocol: z.number().int() });
 const dillLoadSchema = z.object({ load_s: z.number() });
+const agentCellSchema = z
+  .union([
+    z.object({
+      hook_s: z.number(),
+      cell_s: z.number().nullable(),
+      read: z.number().int(),
+      modified: z.number().int(),
+      read_all: z.boolean(),
+    }),
+    z.object({ no_agent: z.literal(true) }),
+  ])
+  .transform((v) => ('no_agent' in v ? null : v));
+/** The agent's view of the last user cell: seconds in its two hooks, the cell's own duration. */
+export type AgentCell = z.infer<typeof agentCellSchema>;
 const versionsSchema = z.object({ python: z.string(), numpy: z.string(), pandas: z.string(), dill: z.string() });
 
 /** A started kernel with the agent and the helper: `BenchKernel.start()`, then `shutdown()`. */
@@ -176,10 +207,12 @@ export class BenchKernel {
    * service URL: the agent records in memory and only calls out when a command names an `http`
    * target (the bench creates sessions and runs in the store itself).
    * @param track called with the kernel as soon as it runs, so a failure later still shuts it down.
+   * @param options `agent: false` starts a plain ipykernel (no `--ext`), for overhead baselines;
+   *   the helper module is installed all the same.
    */
-  static async start(track: (kernel: BenchKernel) => void): Promise<BenchKernel> {
+  static async start(track: (kernel: BenchKernel) => void, options: { agent?: boolean } = {}): Promise<BenchKernel> {
     const kernel = await LocalKernel.start({
-      extraArgs: ['--ext=jupyterhub_resume_agent'],
+      extraArgs: options.agent === false ? [] : ['--ext=jupyterhub_resume_agent'],
       env: { JUPYTERHUB_RESUME_URL: undefined, PYTHONPATH: dirname(AGENT_SOURCE_DIR) },
     });
     const bench = new BenchKernel(kernel);
@@ -227,6 +260,11 @@ export class BenchKernel {
   /** `dill.load_module(path)` into this kernel's `__main__`. */
   async dillLoad(path: string): Promise<z.infer<typeof dillLoadSchema>> {
     return this.call(`dill_load(${JSON.stringify(path)})`, dillLoadSchema);
+  }
+
+  /** The agent's hook time and view of the last user cell; null in a kernel without the agent. */
+  async agentCell(): Promise<AgentCell> {
+    return this.call('agent_cell()', agentCellSchema);
   }
 
   /** Versions of Python and the libraries the notebook uses, as the kernel sees them. */

@@ -244,3 +244,12 @@ def test_cells_run_before_the_agent_was_loaded_are_rebuilt_from_history(start_ke
     assert cells[4]["effects_known"] is True
     assert _fields(cells[4]) == _expect(read=["b_t"], created=["c_t"], groups=[["b_t", "c_t"]])
     assert kernel.command({"op": "status"})["cells_recorded"] == 5
+
+
+def test_a_big_object_graph_is_not_pickled_again_per_cell_and_counts_as_modified_when_read(kernel):
+    # Pickling 50,000 lists before and after every cell that reads them would cost the user
+    # tens of milliseconds a cell: past a budget, a read counts as a (possible) modification.
+    _run(kernel, "nested_n = [[i] for i in range(50_000)]")
+    assert _run(kernel, "len_n = len(nested_n)")["modified"] == ["nested_n"]
+    assert "nested_n" not in kernel.value(f"{DEPENDENCIES}.last_fingerprinted")
+    assert _run(kernel, "small_n = [1]")["modified"] == []

@@ -149,11 +149,15 @@ describe('AgentClient', () => {
     const second = await injectAgent(kernel.channel);
     assert.equal(second.outcome, 'already-loaded');
 
-    // The injected agent records the cells that run after it.
+    // The injected agent records the cells that run after it, after the ones it found in
+    // IPython's history (whose effects and timing it cannot know).
     await kernel.channel.execute('after_injection = before_injection + 1');
     const cells = await new AgentClient(kernel.channel).history();
-    assert.deepEqual(cells.map((c) => c.code), ['after_injection = before_injection + 1']);
-    assert.deepEqual(cells[0]?.created, ['after_injection']);
+    assert.deepEqual(cells.map((c) => c.code), ['before_injection = 41', 'after_injection = before_injection + 1']);
+    assert.equal(cells[0]?.effects_known, false);
+    assert.equal(cells[0]?.timing_known, false);
+    assert.deepEqual(cells[1]?.created, ['after_injection']);
+    assert.deepEqual(cells[1]?.read, ['before_injection']);
   });
 
   it('loads an importable agent that was never loaded as an extension', async () => {

@@ -207,11 +207,16 @@ class CellDependencies:
         for name in (*created, *rebound):
             changes[name] = taker.take(namespace[name], hash_large=False)
         after: dict[str, Fingerprint] = {}
+        unmeasured: set[str] = set()
         for name, old in sorted(plan.before.items()):
             if after_ids.get(name) == old.value_id and name not in changes:
+                if old.too_costly_per_cell:
+                    unmeasured.add(name)  # may have changed; not worth measuring (too_costly_per_cell)
+                    continue
                 after[name] = changes[name] = taker.take(namespace[name], hash_large=False, previous=old)
         self._note(taker, {name: fp for name, fp in changes.items() if fp is not None})
-        modified = self._modified(plan, after)
+        # Every unmeasured candidate counts: it is in the group of something the cell read.
+        modified = self._modified(plan, after) | unmeasured
         self.covariables.update(changes)
         self._known_ids = after_ids
         changed_names = [*created, *rebound, *sorted(modified)]

@@ -55,6 +55,8 @@ _PARALLEL_FROM = 64 << 20
 _CHUNK = 16 << 20
 #: Variables whose buffers exceed this total are never hashed per cell (see the module doc).
 LAZY_HASH_FROM = 16 << 20
+#: Variables reaching more objects than this are not fingerprinted again per cell (about 10 ms).
+PER_CELL_OBJECT_BUDGET = 20_000
 
 #: Types the C pickler saves itself (no ``__reduce__``, so no temporaries in the memo).
 _DIRECT_TYPES = frozenset(
@@ -84,6 +86,20 @@ class Fingerprint:
     serializable: bool
     code_reads: frozenset
     hashed_bytes: int = 0
+    #: How many objects the pickle reached: what taking this fingerprint again would cost.
+    reached: int = 0
+
+    @property
+    def too_costly_per_cell(self) -> bool:
+        """Whether re-taking it after every cell that reads it would cost the user noticeable time.
+
+        Big buffers (not hashed at all, ``digest`` ``None``) and big object graphs (a list of
+        200,000 lists takes about half a second to pickle) are not fingerprinted again per cell:
+        a cell that reads them counts as modifying them (a false positive the dependency rules
+        allow), and their links are brought up to date at the next checkpoint, which groups
+        variables afresh anyway.
+        """
+        return self.serializable and (self.digest is None or self.reached > PER_CELL_OBJECT_BUDGET)
 
 
 def _importable(function) -> bool:
@@ -328,7 +344,9 @@ class FingerprintTaker:
             objects = [obj for obj in objects if id(obj) in persistent]
             del second
         link_ids = self._link_ids(value, objects)
-        return Fingerprint(id(value), frozenset(link_ids), digest, True, _code_reads(objects), total if digest else 0)
+        return Fingerprint(
+            id(value), frozenset(link_ids), digest, True, _code_reads(objects), total if digest else 0, len(first.objects)
+        )
 
     def _digest(self, dump: _Dump, hash_large: bool) -> tuple[bytes | None, int]:
         total = len(dump.data) + sum(_buffer_view(buffer).nbytes for buffer in dump.buffers)
