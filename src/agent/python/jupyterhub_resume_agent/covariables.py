@@ -15,6 +15,7 @@ touched, so their (possibly large) id sets are not walked.
 from __future__ import annotations
 
 from .fingerprints import Fingerprint
+from .object_links import group_names
 
 
 class CoVariables:
@@ -100,26 +101,9 @@ class CoVariables:
         return members
 
     def _components(self, names: set[str]) -> list[set[str]]:
-        parent = {name: name for name in names}
-
-        def find(name: str) -> str:
-            while parent[name] != name:
-                parent[name] = parent[parent[name]]
-                name = parent[name]
-            return name
-
-        owner: dict[int, str] = {}
-        for name in sorted(names):
-            for ident in self.entries[name].link_ids:
-                other = owner.setdefault(ident, name)
-                if other != name:
-                    root_a, root_b = find(name), find(other)
-                    if root_a != root_b:
-                        parent[root_b] = root_a
-        components: dict[str, set[str]] = {}
-        for name in names:
-            components.setdefault(find(name), set()).add(name)
-        return list(components.values())
+        """Connected components of ``names`` by shared linking ids (the checkpointer's union-find)."""
+        ordered = sorted(names)
+        return [set(group) for group in group_names(ordered, {name: self.entries[name].link_ids for name in ordered})]
 
     def _add_group(self, members: set[str]) -> None:
         group_id = self._next_group
