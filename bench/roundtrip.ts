@@ -122,6 +122,17 @@ async function inFreshKernel<T>(bench: Bench, work: (kernel: BenchKernel) => Pro
   }
 }
 
+/** Registers a bench kernel's run in the store, as the agent's registration would. */
+async function registerRun(service: BenchService, session: KernelSession, kernel: BenchKernel): Promise<KernelRun> {
+  return service.store.createRun({
+    sessionId: session.id,
+    kernelId: kernel.kernelId,
+    serverUrl: BENCH_SERVER_URL,
+    agentVersion: (await kernel.agent.status()).agent_version,
+    restoredFromCheckpointId: null,
+  });
+}
+
 /** Service path: CheckpointRunner (http target, Postgres), then a claimed restore into a fresh kernel. */
 async function serviceRoundTrip(bench: Bench): Promise<RoundTripRun> {
   const { service, session, sourceRun, source } = bench;
@@ -134,13 +145,7 @@ async function serviceRoundTrip(bench: Bench): Promise<RoundTripRun> {
   const manifest = manifestSchema.parse(checkpoint.manifest);
 
   const restored = await inFreshKernel(bench, async (kernel) => {
-    const run = await service.store.createRun({
-      sessionId: session.id,
-      kernelId: kernel.kernelId,
-      serverUrl: BENCH_SERVER_URL,
-      agentVersion: (await kernel.agent.status()).agent_version,
-      restoredFromCheckpointId: null,
-    });
+    const run = await registerRun(service, session, kernel);
     const restoreCpu = await CpuMeter.start(service.pool, () => [kernel.pid]);
     const t0 = performance.now();
     // What a registering kernel receives: the claimed checkpoint, its history, a download grant.
@@ -372,13 +377,7 @@ async function main(): Promise<number> {
     const sizes = await source.sizes(NOTEBOOK_VARIABLES);
     const versions = await source.versions();
     const session = await service.store.upsertSession({ user: 'bench', server: '', notebookPath: 'bench/roundtrip.ipynb', kernelName: 'python3' });
-    const sourceRun = await service.store.createRun({
-      sessionId: session.id,
-      kernelId: source.kernelId,
-      serverUrl: BENCH_SERVER_URL,
-      agentVersion: (await source.agent.status()).agent_version,
-      restoredFromCheckpointId: null,
-    });
+    const sourceRun = await registerRun(service, session, source);
     const bench: Bench = {
       root,
       service,

@@ -29,9 +29,10 @@ export function createWebApp(options: WebAppOptions): express.Express {
     res.setHeader('Content-Type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
   });
+  // Each router on its own path, so its authentication runs for its own routes only.
   root.use('/api/agent', agentRouter(options));
-  root.use('/api', checkpointsRouter(options));
-  root.use('/api', sessionsRouter(options));
+  root.use('/api/checkpoints', checkpointsRouter(options));
+  root.use('/api/sessions', sessionsRouter(options));
   app.use(prefix.replace(/\/$/, ''), root);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {

@@ -22,7 +22,7 @@ export function checkpointsRouter(options: CheckpointsRouterOptions): express.Ro
   const router = express.Router();
   router.use(authenticate(identities), requireServiceAccess(serviceName));
 
-  router.get('/checkpoints', async (req, res) => {
+  router.get('/', async (req, res) => {
     const identity = identityOf(res);
     const asked = typeof req.query['user'] === 'string' ? req.query['user'] : undefined;
     if (asked !== undefined && asked !== identity.name && !isAdmin(identity)) {
@@ -34,12 +34,12 @@ export function checkpointsRouter(options: CheckpointsRouterOptions): express.Ro
     res.json({ checkpoints: checkpoints.map(summaryView) });
   });
 
-  router.get('/checkpoints/:id', async (req, res) => {
+  router.get('/:id', async (req, res) => {
     const { checkpoint, session } = await visibleCheckpoint(store, String(req.params['id']), res);
     res.json(detailView(checkpoint, session));
   });
 
-  router.post('/checkpoints/:id/restore', async (req, res) => {
+  router.post('/:id/restore', async (req, res) => {
     const { checkpoint, session } = await visibleCheckpoint(store, String(req.params['id']), res);
     if (identityOf(res).name !== session.user) {
       // Admins may look, but only the owner decides what goes into their kernels.

@@ -25,7 +25,7 @@ export function sessionsRouter(options: SessionsRouterOptions): express.Router {
   const router = express.Router();
   router.use(authenticate(identities), requireServiceAccess(serviceName));
 
-  router.get('/sessions', async (req, res) => {
+  router.get('/', async (req, res) => {
     const identity = identityOf(res);
     const asked = typeof req.query['user'] === 'string' ? req.query['user'] : undefined;
     if (asked !== undefined && asked !== identity.name && !isAdmin(identity)) {
@@ -39,7 +39,7 @@ export function sessionsRouter(options: SessionsRouterOptions): express.Router {
     res.json({ sessions: sessions.map((s) => sessionView(s, s.latestRun)) });
   });
 
-  router.get('/sessions/:id/graph', async (req, res) => {
+  router.get('/:id/graph', async (req, res) => {
     const session = await visibleSession(store, String(req.params['id']), res);
     const latest = (await store.listSessions({ id: session.id }))[0]?.latestRun ?? null;
     const cells = latest === null ? [] : await store.historyOfRun(latest.id);
