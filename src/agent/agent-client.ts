@@ -21,6 +21,7 @@ import {
   restoreReportSchema,
   type AgentRequest,
   type AgentStatus,
+  type CheckpointBase,
   type Cell,
   type Description,
   type FlushResult,
@@ -97,14 +98,17 @@ export class AgentClient {
    * @param checkpointId the id the manifest and blob keys belong to.
    * @param target where the blobs go (`http` with a grant, or a `dir`).
    * @param options.recompute names the plan rebuilds from history instead of storing.
+   * @param options.base the session's last complete checkpoint: groups unchanged since it are
+   *   referenced (`stored_in`) instead of written again.
    */
   async checkpoint(
     checkpointId: string,
     target: Target,
-    options: AgentCommandOptions & { recompute?: string[] } = {},
+    options: AgentCommandOptions & { recompute?: string[]; base?: CheckpointBase } = {},
   ): Promise<Manifest> {
     const request: AgentRequest = { op: 'checkpoint', checkpoint_id: checkpointId, target };
     if (options.recompute !== undefined) request.recompute = options.recompute;
+    if (options.base !== undefined) request.base = options.base;
     const manifest = await this.command(
       request,
       manifestSchema,

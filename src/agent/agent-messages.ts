@@ -47,30 +47,73 @@ export const cellDependencySchema = z.object({
 /** The dependency fields of a cell record, defaults applied (see `cellDependencySchema`). */
 export type CellDependencyFields = z.infer<typeof cellDependencySchema>;
 
-/** One executed cell, as the agent records it (dependency fields default as `cellDependencySchema` says). */
-export const cellSchema = z.looseObject({
-  seq: z.number().int().nonnegative(),
-  execution_count: z.number().int().nullable(),
-  code: z.string(),
-  started_at: z.string(),
-  duration_s: z.number().nonnegative(),
-  status: z.enum(['ok', 'error']),
-  error: z.looseObject({ ename: z.string(), evalue: z.string() }).nullable(),
-  created: z.array(z.string()),
-  deleted: z.array(z.string()),
-  rebound: z.array(z.string()),
-  ...cellDependencySchema.shape,
+/**
+ * The cost facts of one co-variable group (agent protocol, "Dependency fields", `group_costs`): what
+ * storing the group in a checkpoint would take, from its members' cached fingerprints.
+ */
+export const groupCostSchema = z.looseObject({
+  /** Serialized size (pickle plus out-of-band buffers): an estimate unless `bytes_exact`; unknown sizes add 0. */
+  bytes: z.number().int().nonnegative(),
+  /** True only for a group of one object whose size was measured and is current. */
+  bytes_exact: z.boolean(),
+  /** False when a member cannot be pickled (then it is listed in `unserializable`). */
+  serializable: z.boolean(),
+  /** The members pickle cannot save, and why (the reason names what failed, e.g. a generator). */
+  unserializable: z.array(z.looseObject({ name: z.string(), reason: z.string() })),
 });
+/** A group's cost facts (see `groupCostSchema`). */
+export type AgentGroupCost = z.infer<typeof groupCostSchema>;
+
+/**
+ * One executed cell, as the agent records it (dependency fields default as `cellDependencySchema` says).
+ *
+ * #### Notes
+ * `group_costs` has no default: absent means "not reported" (an older agent, or one that could not
+ * work them out). When present it is aligned index by index with `groups`, so the lengths must match.
+ */
+export const cellSchema = z
+  .looseObject({
+    seq: z.number().int().nonnegative(),
+    execution_count: z.number().int().nullable(),
+    code: z.string(),
+    started_at: z.string(),
+    duration_s: z.number().nonnegative(),
+    status: z.enum(['ok', 'error']),
+    error: z.looseObject({ ename: z.string(), evalue: z.string() }).nullable(),
+    created: z.array(z.string()),
+    deleted: z.array(z.string()),
+    rebound: z.array(z.string()),
+    ...cellDependencySchema.shape,
+    group_costs: z.array(groupCostSchema).optional(),
+  })
+  .superRefine((cell, ctx) => {
+    if (cell.group_costs !== undefined && cell.group_costs.length !== cell.groups.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['group_costs'],
+        message:
+          `has ${cell.group_costs.length} entries but groups has ${cell.groups.length}: ` +
+          'group_costs must hold one entry per group, in the order of groups',
+      });
+    }
+  });
 /** A cell record (see `cellSchema`). */
 export type Cell = z.infer<typeof cellSchema>;
 
-/** One serialized group of variables that share objects (one blob). */
+const blobKeySchema = z.string().regex(/^[a-z0-9-]{1,64}$/);
+
+/**
+ * One serialized group of variables that share objects (one blob). With `stored_in`, the group
+ * did not change since an earlier checkpoint of the session and its blob is that checkpoint's
+ * blob `stored_in.key` (never itself a reference).
+ */
 export const manifestGroupSchema = z.looseObject({
-  key: z.string().regex(/^[a-z0-9-]{1,64}$/),
+  key: blobKeySchema,
   names: z.array(z.string()).min(1),
   serializer: z.enum(['pickle', 'dill']),
   bytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  stored_in: z.looseObject({ checkpoint_id: z.string().min(1), key: blobKeySchema }).optional(),
 });
 /** A manifest group (see `manifestGroupSchema`). */
 export type ManifestGroup = z.infer<typeof manifestGroupSchema>;
@@ -140,11 +183,14 @@ export const agentErrorSchema = z.looseObject({
   error: z.looseObject({ type: z.string(), message: z.string(), hint: z.string().optional() }),
 });
 
+/** The session's last complete checkpoint, sent with `checkpoint` so unchanged groups are not written again. */
+export type CheckpointBase = { checkpoint_id: string; groups: ManifestGroup[] };
+
 /** A command the service sends to the agent. */
 export type AgentRequest =
   | { op: 'status' }
   | { op: 'flush'; timeout_s: number }
   | { op: 'history' }
-  | { op: 'checkpoint'; checkpoint_id: string; target: Target; recompute?: string[] }
+  | { op: 'checkpoint'; checkpoint_id: string; target: Target; recompute?: string[]; base?: CheckpointBase }
   | { op: 'restore'; manifest: Manifest; cells: Cell[]; source: Target }
   | { op: 'describe' };

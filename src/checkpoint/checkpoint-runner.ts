@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { AgentClient } from '../agent/agent-client.js';
+import { manifestSchema, type CheckpointBase, type Manifest } from '../agent/agent-messages.js';
 import { ResumeError, isResumeError } from '../errors.js';
 import { toCellRecord } from '../history/cell-record.js';
 import type { Logger } from '../log.js';
@@ -71,10 +72,11 @@ export class CheckpointRunner {
         { user: session.user, runId: run.id, checkpointId: checkpoint.id, action: 'upload' },
         { minTtlS: this.o.timeoutMs / 1000 + 60 },
       );
+      const base = await this.baseFor(session.id);
       const manifest = await agent.checkpoint(
         checkpoint.id,
         { kind: 'http', url: `${this.o.agentUrl}api/agent/checkpoints/${checkpoint.id}/blobs/`, grant },
-        { timeoutMs: this.o.timeoutMs },
+        { timeoutMs: this.o.timeoutMs, ...(base === null ? {} : { base }) },
       );
       if (manifest.checkpoint_id !== checkpoint.id) {
         throw new ResumeError(
@@ -90,7 +92,7 @@ export class CheckpointRunner {
         checkpointId: checkpoint.id,
         manifest,
         cells,
-        blobs: manifest.groups.map((g) => ({ key: g.key, bytes: g.bytes, sha256: g.sha256 })),
+        ...blobsOf(manifest),
         restoreOnNextStart: trigger === 'cull',
       });
       const seconds = (performance.now() - started) / 1000;
@@ -101,6 +103,7 @@ export class CheckpointRunner {
           ...context,
           seconds: Number(seconds.toFixed(3)),
           bytes: committed.bytesStored,
+          bytesReused: committed.bytesReused,
           stored: manifest.variables.filter((v) => v.how === 'stored').length,
           imported: manifest.imports.length,
           recompute: manifest.recompute.map((r) => r.name),
@@ -127,4 +130,32 @@ export class CheckpointRunner {
       });
     }
   }
+
+  /**
+   * The session's last complete checkpoint as the agent's `base`: groups unchanged since it are
+   * referenced instead of written again. None when there is none, or its manifest is not one this
+   * service understands (then everything is written, as for a first checkpoint).
+   */
+  private async baseFor(sessionId: string): Promise<CheckpointBase | null> {
+    const latest = await this.o.store.latestCompleteCheckpoint(sessionId);
+    if (latest === null) return null;
+    const parsed = manifestSchema.safeParse(latest.manifest);
+    if (!parsed.success) {
+      this.o.logger.warn({ sessionId, checkpointId: latest.id }, 'the last checkpoint has an unreadable manifest; writing every group');
+      return null;
+    }
+    return { checkpoint_id: latest.id, groups: parsed.data.groups };
+  }
+}
+
+/** The manifest's groups as the commit checks them: written under this checkpoint, or reused. */
+function blobsOf(manifest: Manifest): Pick<Parameters<CheckpointStore['commitCheckpoint']>[0], 'blobs' | 'reused'> {
+  const blobs = [];
+  const reused = [];
+  for (const g of manifest.groups) {
+    const expected = { key: g.key, bytes: g.bytes, sha256: g.sha256 };
+    if (g.stored_in === undefined) blobs.push(expected);
+    else reused.push({ ...expected, storedIn: { checkpointId: g.stored_in.checkpoint_id, key: g.stored_in.key } });
+  }
+  return { blobs, reused };
 }

@@ -2,11 +2,11 @@
  * applyCellExecution: how one cell record changes the history graph. The rules are numbered; the
  * tests and docs/explanation/history-graph.md refer to them.
  */
-import type { CellRecord } from '../store/checkpoint-store.js';
+import type { CellRecord, GroupCost } from '../store/checkpoint-store.js';
 import { makeCellExecution, type CellExecution } from './cell-execution.js';
 import { cellDependenciesOf } from './cell-record.js';
 import type { HistoryGraph } from './history-graph.js';
-import { makeVariableSnapshot, type VariableSnapshot, type VariableSnapshotId } from './variable-snapshot.js';
+import { makeVariableSnapshot, variableSnapshotId, type VariableSnapshot, type VariableSnapshotId } from './variable-snapshot.js';
 
 /**
  * Adds the next cell of the session to the graph: a CellExecution, the snapshots it read and the
@@ -75,10 +75,13 @@ export function applyCellExecution(graph: HistoryGraph, record: CellRecord): Cel
   // Rule 7. Each group after the cell is a new snapshot written by the cell. A member that was not
   // bound anew (modified in place, or an existing object a new alias now shares) carries its old
   // value into the new version: the new version depends on the old, so the cell reads the old
-  // snapshot. This is what makes `x.append(1)` depend on the cell that made `x`.
+  // snapshot. This is what makes `x.append(1)` depend on the cell that made `x`. A snapshot of a
+  // group the record reported gets that group's cost facts; any other snapshot (merged groups,
+  // rule 5 and rule 8 groups, deletions) has unknown costs.
+  const reportedCosts = costsBySnapshot(dependencies.groups, record.groupCosts, cell.index);
   const writes: VariableSnapshot[] = [];
   for (const group of groups) {
-    writes.push(makeVariableSnapshot(group, cell.index, false));
+    writes.push(makeVariableSnapshot(group, cell.index, false, reportedCosts.get(variableSnapshotId(group, cell.index))));
     for (const name of group) if (!fresh.has(name)) read(graph.activeSnapshotOf(name));
   }
 
@@ -105,6 +108,24 @@ export function applyCellExecution(graph: HistoryGraph, record: CellRecord): Cel
 
   graph.appendCellExecution({ cell, reads: [...reads.keys()], writes });
   return cell;
+}
+
+/**
+ * The cost facts the record reported, by the id the snapshot of each reported group gets. None
+ * when the record has no costs, or costs not aligned with its groups (the protocol refuses those).
+ */
+function costsBySnapshot(
+  groups: readonly (readonly string[])[],
+  costs: readonly GroupCost[] | undefined,
+  version: number,
+): Map<VariableSnapshotId, GroupCost> {
+  const bySnapshot = new Map<VariableSnapshotId, GroupCost>();
+  if (costs === undefined || costs.length !== groups.length) return bySnapshot;
+  groups.forEach((group, i) => {
+    const cost = costs[i];
+    if (cost !== undefined) bySnapshot.set(variableSnapshotId(group, version), cost);
+  });
+  return bySnapshot;
 }
 
 /**

@@ -1,5 +1,5 @@
-import { cellDependencySchema, type Cell } from '../agent/agent-messages.js';
-import type { CellRecord } from '../store/checkpoint-store.js';
+import { cellDependencySchema, type AgentGroupCost, type Cell } from '../agent/agent-messages.js';
+import type { CellRecord, GroupCost } from '../store/checkpoint-store.js';
 
 /** Converts a cell as the agent reports it (snake_case JSON) into the stored record. */
 export function toCellRecord(cell: Cell): CellRecord {
@@ -18,8 +18,28 @@ export function toCellRecord(cell: Cell): CellRecord {
     readAll: cell.read_all,
     modified: cell.modified,
     groups: cell.groups,
+    // Absent stays absent: "not reported" is not "no costs".
+    ...(cell.group_costs === undefined ? {} : { groupCosts: cell.group_costs.map(toGroupCost) }),
     effectsKnown: cell.effects_known,
     timingKnown: cell.timing_known,
+  };
+}
+
+function toGroupCost(cost: AgentGroupCost): GroupCost {
+  return {
+    bytes: cost.bytes,
+    bytesExact: cost.bytes_exact,
+    serializable: cost.serializable,
+    unserializable: cost.unserializable.map(({ name, reason }) => ({ name, reason })),
+  };
+}
+
+function toAgentGroupCost(cost: GroupCost): AgentGroupCost {
+  return {
+    bytes: cost.bytes,
+    bytes_exact: cost.bytesExact,
+    serializable: cost.serializable,
+    unserializable: cost.unserializable.map(({ name, reason }) => ({ name, reason })),
   };
 }
 
@@ -44,6 +64,7 @@ export function toAgentCell(record: CellRecord): Cell {
     read_all: dependencies.readAll,
     modified: dependencies.modified,
     groups: dependencies.groups,
+    ...(record.groupCosts === undefined ? {} : { group_costs: record.groupCosts.map(toAgentGroupCost) }),
     effects_known: dependencies.effectsKnown,
     timing_known: dependencies.timingKnown,
   };

@@ -12,7 +12,8 @@
  *      "status": "ok", "timingKnown": true, "effectsKnown": true}
  *   ],
  *   "variableSnapshots": [
- *     {"id": "x@0", "names": ["x"], "version": 0, "deleted": false},
+ *     {"id": "x@0", "names": ["x"], "version": 0, "deleted": false,
+ *      "bytes": 17, "bytesExact": true, "serializable": true, "unserializable": []},
  *     {"id": "x@1", "names": ["x"], "version": 1, "deleted": false}
  *   ],
  *   "edges": [
@@ -24,12 +25,19 @@
  * ```
  *
  * - `cellExecutions`: every CellExecution, by `index` (0, 1, 2, … without gaps).
- * - `variableSnapshots`: every VariableSnapshot, by `version`, then `id`.
+ * - `variableSnapshots`: every VariableSnapshot, by `version`, then `id`. `bytes`, `bytesExact`,
+ *   `serializable` and `unserializable` are the group's cost facts as the agent reported them: all
+ *   four or none, none meaning unknown (`x@1` above: its record reported no costs).
  * - `edges`: per cell, in cell order: its `read` edges (snapshot → cell), then its `write` edges
  *   (cell → snapshot), each by snapshot `version`, then `id`. Every snapshot has exactly one
  *   `write` edge, from the cell whose index is its `version`.
  * - Nothing derived is stored: a snapshot is *active* when it is not deleted and no later snapshot
  *   has one of its names (`HistoryGraph.activeSnapshots()`).
+ *
+ * #### Notes
+ * The cost facts came after format 1 was first written, as optional fields: a graph stored without
+ * them loads (its snapshots' costs are unknown), and a reader that predates them drops them
+ * (zod strips unknown keys) rather than failing, so the format version stayed 1.
  */
 import { z } from 'zod';
 import { ResumeError } from '../errors.js';
@@ -49,12 +57,24 @@ const cellExecutionJson = z.object({
   effectsKnown: z.boolean(),
 });
 
-const variableSnapshotJson = z.object({
-  id: z.string().min(1),
-  names: z.array(z.string().min(1)).min(1),
-  version: z.number().int().nonnegative(),
-  deleted: z.boolean(),
-});
+const variableSnapshotJson = z
+  .object({
+    id: z.string().min(1),
+    names: z.array(z.string().min(1)).min(1),
+    version: z.number().int().nonnegative(),
+    deleted: z.boolean(),
+    bytes: z.number().int().nonnegative().optional(),
+    bytesExact: z.boolean().optional(),
+    serializable: z.boolean().optional(),
+    unserializable: z.array(z.object({ name: z.string(), reason: z.string() })).optional(),
+  })
+  .refine(
+    (s) => {
+      const present = [s.bytes, s.bytesExact, s.serializable, s.unserializable].filter((f) => f !== undefined).length;
+      return present === 0 || present === 4;
+    },
+    { message: 'bytes, bytesExact, serializable and unserializable are all present or all absent' },
+  );
 
 const historyEdgeJson = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('read'), from: z.string(), to: z.string() }),

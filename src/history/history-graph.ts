@@ -22,7 +22,13 @@ import {
   type HistoryEdgeJson,
   type HistoryGraphJson,
 } from './history-graph-json.js';
-import { makeVariableSnapshot, variableSnapshotId, type VariableSnapshot, type VariableSnapshotId } from './variable-snapshot.js';
+import {
+  costOfSnapshot,
+  makeVariableSnapshot,
+  variableSnapshotId,
+  type VariableSnapshot,
+  type VariableSnapshotId,
+} from './variable-snapshot.js';
 
 /** What one cell execution adds to the graph, its rules already applied (kishu's AHGUpdateResult). */
 export type CellExecutionUpdate = {
@@ -79,7 +85,7 @@ export class HistoryGraph {
     const versions = new Map<VariableSnapshotId, number>();
     const writesByCell = new Map<number, VariableSnapshot[]>();
     for (const s of variableSnapshots) {
-      const snapshot = makeVariableSnapshot(s.names, s.version, s.deleted);
+      const snapshot = makeVariableSnapshot(s.names, s.version, s.deleted, costOfSnapshot(s));
       if (snapshot.id !== s.id) throw invalidHistoryGraph(`snapshot ${s.id} should have the id ${snapshot.id}`);
       if (snapshot.names.length !== s.names.length) throw invalidHistoryGraph(`snapshot ${s.id} repeats a name`);
       if (versions.has(s.id)) throw invalidHistoryGraph(`snapshot ${s.id} is listed twice`);
@@ -224,7 +230,13 @@ export class HistoryGraph {
     return {
       formatVersion: HISTORY_GRAPH_FORMAT_VERSION,
       cellExecutions: this.#cells.map((c) => ({ ...c })),
-      variableSnapshots: this.variableSnapshots.map((s) => ({ ...s, names: [...s.names] })),
+      variableSnapshots: this.variableSnapshots.map((s) => ({
+        id: s.id,
+        names: [...s.names],
+        version: s.version,
+        deleted: s.deleted,
+        ...costOfSnapshot(s),
+      })),
       edges,
     };
   }

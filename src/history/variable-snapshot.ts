@@ -5,6 +5,7 @@
  * co-variable group (kishu's connected component), and a snapshot always covers a whole group: a
  * checkpoint can only store or recompute linked variables together, or `dlist[0] is l1` breaks.
  */
+import type { GroupCost } from '../store/checkpoint-store.js';
 
 /** The id of a snapshot: `<names joined by ",">@<version>`, e.g. `dlist,l1@3`, `x@0`. */
 export type VariableSnapshotId = string;
@@ -22,6 +23,20 @@ export type VariableSnapshot = Readonly<{
   version: number;
   /** True for the snapshot a `del x` (or any disappearance of `x`) leaves: `x` no longer exists. */
   deleted: boolean;
+  /*
+   * The group's cost facts as the agent reported them for this version (`GroupCost`: serialized
+   * size, whether it is exact, whether every member can be serialized, which cannot and why).
+   * All four present, or all four absent: absent means unknown (the record reported none, or the
+   * group is not one the record reported, see apply-cell-execution.ts rule 7).
+   */
+  /** Serialized size in bytes; an estimate unless `bytesExact`. */
+  bytes?: number;
+  /** True when `bytes` is the exact serialized size. */
+  bytesExact?: boolean;
+  /** False when a member cannot be serialized (it is then listed in `unserializable`). */
+  serializable?: boolean;
+  /** The members that cannot be serialized, each with the reason. */
+  unserializable?: readonly Readonly<{ name: string; reason: string }>[];
 }>;
 
 /**
@@ -35,8 +50,33 @@ export function variableSnapshotId(names: readonly string[], version: number): V
   return `${[...names].sort().join(',')}@${version}`;
 }
 
-/** A frozen snapshot of a group (names are sorted and de-duplicated). */
-export function makeVariableSnapshot(names: Iterable<string>, version: number, deleted: boolean): VariableSnapshot {
+/**
+ * A frozen snapshot of a group (names are sorted and de-duplicated).
+ * @param cost the group's cost facts for this version, if known.
+ */
+export function makeVariableSnapshot(
+  names: Iterable<string>,
+  version: number,
+  deleted: boolean,
+  cost?: GroupCost,
+): VariableSnapshot {
   const sorted = Object.freeze([...new Set(names)].sort());
-  return Object.freeze({ id: variableSnapshotId(sorted, version), names: sorted, version, deleted });
+  const snapshot = { id: variableSnapshotId(sorted, version), names: sorted, version, deleted };
+  if (cost === undefined) return Object.freeze(snapshot);
+  return Object.freeze({
+    ...snapshot,
+    bytes: cost.bytes,
+    bytesExact: cost.bytesExact,
+    serializable: cost.serializable,
+    unserializable: Object.freeze(cost.unserializable.map(({ name, reason }) => Object.freeze({ name, reason }))),
+  });
+}
+
+/** The cost facts of a snapshot, or undefined when they are unknown (see `VariableSnapshot`). */
+export function costOfSnapshot(snapshot: VariableSnapshot): GroupCost | undefined {
+  const { bytes, bytesExact, serializable, unserializable } = snapshot;
+  if (bytes === undefined || bytesExact === undefined || serializable === undefined || unserializable === undefined) {
+    return undefined;
+  }
+  return { bytes, bytesExact, serializable, unserializable: unserializable.map(({ name, reason }) => ({ name, reason })) };
 }

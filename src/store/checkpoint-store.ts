@@ -39,6 +39,26 @@ export type KernelRun = {
   restoredFromCheckpointId: string | null;
 };
 
+/**
+ * The cost facts of one co-variable group after a cell (agent protocol, "Dependency fields",
+ * `group_costs`): what storing it in a checkpoint would take, as the agent's fingerprints of its
+ * members tell. Inputs to a checkpoint plan's store-or-recompute choice, not guarantees.
+ */
+export type GroupCost = {
+  /**
+   * Serialized size in bytes (pickle plus out-of-band buffers). An estimate unless `bytesExact`:
+   * usually an over-estimate, since objects the members share are counted once per member; a
+   * member whose size is unknown adds 0.
+   */
+  bytes: number;
+  /** True only for a group of one object whose size was measured and is still current. */
+  bytesExact: boolean;
+  /** False when a member cannot be pickled; it is then listed in `unserializable`. */
+  serializable: boolean;
+  /** The members pickle cannot save (a generator, a socket, a list holding one), each with why. */
+  unserializable: Array<{ name: string; reason: string }>;
+};
+
 /** One executed cell, as the agent reports it (docs/reference/agent-protocol.md, `Cell`). */
 export type CellRecord = {
   seq: number;
@@ -64,6 +84,11 @@ export type CellRecord = {
   modified?: string[];
   /** Co-variable groups, after the cell, of every created, rebound and modified name. */
   groups?: string[][];
+  /**
+   * The cost facts of each group in `groups`, index by index. Absent when not reported (an older
+   * agent, or one that could not work them out): nothing is known about the groups' costs.
+   */
+  groupCosts?: GroupCost[];
   /** False for a cell whose reads and writes are unknown (rebuilt from IPython's history). */
   effectsKnown?: boolean;
   /** False for a cell whose duration is unknown (rebuilt from IPython's history). */
@@ -82,7 +107,10 @@ export type Checkpoint = {
   manifest: unknown;
   /** The session's whole cell history up to this checkpoint, set at commit. */
   cells: CellRecord[];
+  /** Bytes of the blobs this checkpoint wrote. */
   bytesStored: number;
+  /** Bytes of unchanged groups it referenced from earlier checkpoints of the session instead. */
+  bytesReused: number;
   error: string | null;
   restoreState: RestoreState;
   restoredIntoRunId: string | null;
@@ -93,6 +121,15 @@ export type CheckpointSummary = Omit<Checkpoint, 'cells' | 'manifest'> & Session
 
 /** What a blob must be for a checkpoint to commit: its key, size and checksum from the manifest. */
 export type ExpectedBlob = { key: string; bytes: number; sha256: string };
+
+/** Where the bytes of a blob are: the checkpoint that wrote it and its key there. */
+export type BlobAddress = { checkpointId: string; key: string };
+
+/**
+ * A group the checkpoint did not write because an earlier checkpoint of the same session holds
+ * the same bytes (`storedIn`); `bytes` and `sha256` are what the manifest promises.
+ */
+export type ReusedBlob = ExpectedBlob & { storedIn: BlobAddress };
 
 export interface CheckpointStore {
   /** Finds or creates the session for this key. */
@@ -112,6 +149,8 @@ export interface CheckpointStore {
   createCheckpoint(input: { sessionId: string; runId: string; trigger: CheckpointTrigger }): Promise<Checkpoint>;
   /**
    * In one transaction: checks that every expected blob is stored with that size and checksum,
+   * and that every reused one is a blob of a complete checkpoint of the same session with that
+   * size and checksum (recording the reference, which keeps that checkpoint from being deleted),
    * then marks the checkpoint complete with its manifest and history. With `restoreOnNextStart`,
    * it becomes the session's pending restore and any older pending one is superseded.
    * Throws RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (and changes nothing) when a blob is missing or wrong,
@@ -123,11 +162,14 @@ export interface CheckpointStore {
     manifest: unknown;
     cells: CellRecord[];
     blobs: ExpectedBlob[];
+    reused?: ReusedBlob[];
     restoreOnNextStart: boolean;
   }): Promise<Checkpoint>;
   /** Marks a checkpoint that is still `writing` as failed; never touches complete ones. */
   failCheckpoint(checkpointId: string, error: string): Promise<void>;
   getCheckpoint(id: string): Promise<Checkpoint | null>;
+  /** Where blob `key` of a checkpoint really is: itself, or the earlier checkpoint it reuses it from. */
+  blobAddress(checkpointId: string, key: string): Promise<BlobAddress>;
   latestCompleteCheckpoint(sessionId: string): Promise<Checkpoint | null>;
   listCheckpoints(filter: { user?: string }): Promise<CheckpointSummary[]>;
   /**

@@ -239,6 +239,7 @@ def test_cells_run_before_the_agent_was_loaded_are_rebuilt_from_history(start_ke
     for cell in cells[:4]:
         assert (cell["effects_known"], cell["timing_known"], cell["duration_s"]) == (False, False, 0)
         assert (cell["read"], cell["modified"], cell["groups"], cell["created"], cell["rebound"], cell["deleted"]) == ([], [], [], [], [], [])
+        assert cell["group_costs"] == []
         assert cell["started_at"].endswith("Z")
     assert (cells[2]["status"], cells[2]["error"]) == ("error", {"ename": "ValueError", "evalue": "early"})
     assert cells[4]["effects_known"] is True

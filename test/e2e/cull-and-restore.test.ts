@@ -234,6 +234,47 @@ describe('cull and restore, end to end', () => {
     assert.equal(await sweepAfterIdle(), 'culled');
   });
 
+  it('writes only what changed since the last checkpoint, and restores the unchanged groups from where they are', async () => {
+    type Listed = { id: string; notebook_path: string; state: string; bytes_stored: number; bytes_reused: number };
+    const path = 'incremental.ipynb';
+    const newest = async (): Promise<Listed> => {
+      const listed = (await (await api(aliceToken, 'api/checkpoints')).json()) as { checkpoints: Listed[] };
+      const found = listed.checkpoints.find((c) => c.notebook_path.endsWith(path) && c.state === 'complete');
+      assert.ok(found, `a complete checkpoint of ${path}`);
+      return found;
+    };
+    const session = async (cells: string[]): Promise<string> => {
+      if ((await admin.getUser('alice'))?.servers.length === 0) await startServer('alice');
+      const notebook = await openNotebook({ publicUrl: hub.publicUrl, user: 'alice', token: aliceToken, path });
+      let out = '';
+      for (const cell of cells) out = stdoutOf(await notebook.run(cell));
+      await notebook.close();
+      assert.equal(await sweepAfterIdle(), 'culled');
+      await admin.waitForServerStopped('alice', '', { timeoutMs: 60_000 });
+      return out;
+    };
+    const arrBytes = 200 * 1024 * 1024;
+
+    await session(['import numpy as np', `arr = np.ones(${arrBytes / 8})\nitems = [1, 2]\nalias = items`]);
+    const first = await newest();
+    assert.ok(first.bytes_stored > arrBytes && first.bytes_reused === 0, 'the first checkpoint writes everything');
+
+    // Restored from the first checkpoint; one small change, one read of the big array.
+    await session(['items.append(3)\ntotal = float(arr.sum())']);
+    const second = await newest();
+    assert.notEqual(second.id, first.id);
+    assert.ok(second.bytes_reused > arrBytes, `arr is referenced (${second.bytes_reused} bytes reused)`);
+    assert.ok(second.bytes_stored < 4096, `only the changed groups are written (${second.bytes_stored} bytes)`);
+
+    // Restored from the second checkpoint: arr is read from the first one's blob.
+    const probe = await session(['print(float(arr.sum()), items, alias is items, total)']);
+    assert.equal(probe.trim().split('\n').at(-1), `${arrBytes / 8}.0 [1, 2, 3] True ${arrBytes / 8}.0`);
+    const third = await newest();
+    assert.notEqual(third.id, second.id);
+    assert.equal(third.bytes_stored, 0, 'nothing changed since the restore: nothing is written');
+    assert.ok(third.bytes_reused > arrBytes);
+  });
+
   it("lets users see and restore only their own checkpoints", async () => {
     const mine = (await (await api(bobToken, 'api/checkpoints')).json()) as { checkpoints: unknown[] };
     assert.deepEqual(mine.checkpoints, []);

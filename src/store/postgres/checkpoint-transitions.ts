@@ -8,8 +8,8 @@
  */
 import type pg from 'pg';
 import { ResumeError } from '../../errors.js';
-import type { CellRecord, Checkpoint, ExpectedBlob } from '../checkpoint-store.js';
-import { CHECKPOINT_COLUMNS, cellToJson, toCheckpoint, toStoredBlob } from './row-schemas.js';
+import type { CellRecord, Checkpoint, ExpectedBlob, ReusedBlob } from '../checkpoint-store.js';
+import { CHECKPOINT_COLUMNS, cellToJson, isUuid, toCheckpoint, toStoredBlob } from './row-schemas.js';
 import { checkpointNotFound, checkpointNotWriting, runNotFound } from './store-errors.js';
 
 /** What commitCheckpoint needs (CheckpointStore.commitCheckpoint's input). */
@@ -18,6 +18,7 @@ export type CommitInput = {
   manifest: unknown;
   cells: CellRecord[];
   blobs: ExpectedBlob[];
+  reused?: ReusedBlob[];
   restoreOnNextStart: boolean;
 };
 
@@ -44,7 +45,11 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitIn
   const stored = (
     await client.query('SELECT key, bytes, sha256 FROM blob WHERE checkpoint_id = $1 AND complete', [checkpointId])
   ).rows.map(toStoredBlob);
-  const problems = blobProblems(input.blobs, new Map(stored.map((b) => [b.key, b])));
+  const reused = input.reused ?? [];
+  const problems = [
+    ...blobProblems([...input.blobs, ...reused], new Map(stored.map((b) => [b.key, b])), new Set(reused.map((r) => r.key))),
+    ...(await reuseProblems(client, sessionId, reused)),
+  ];
   if (problems.length > 0) {
     throw new ResumeError('RESUME_ERR_CHECKPOINT_BLOB_MISMATCH', `checkpoint ${checkpointId} cannot be committed: ${problems.join('; ')}`, {
       status: 409,
@@ -58,10 +63,17 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitIn
       sessionId,
     ]);
   }
+  if (reused.length > 0) {
+    await client.query(
+      `INSERT INTO blob_reference (checkpoint_id, key, stored_in_checkpoint_id, stored_key)
+       SELECT $1, r.key, r.stored_in, r.stored_key FROM unnest($2::text[], $3::uuid[], $4::text[]) AS r(key, stored_in, stored_key)`,
+      [checkpointId, reused.map((r) => r.key), reused.map((r) => r.storedIn.checkpointId), reused.map((r) => r.storedIn.key)],
+    );
+  }
   const { rows } = await client.query(
     `UPDATE checkpoint
      SET state = 'complete', completed_at = clock_timestamp(), manifest = $2::jsonb, cells = $3::jsonb,
-         bytes_stored = $4, restore_state = $5
+         bytes_stored = $4, bytes_reused = $5, restore_state = $6
      WHERE id = $1
      RETURNING ${CHECKPOINT_COLUMNS}`,
     [
@@ -69,6 +81,7 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitIn
       manifest,
       JSON.stringify(input.cells.map(cellToJson)),
       stored.reduce((sum, b) => sum + b.bytes, 0),
+      reused.reduce((sum, r) => sum + r.bytes, 0),
       input.restoreOnNextStart ? 'pending' : 'none',
     ],
   );
@@ -178,16 +191,58 @@ async function lockSessionOf(client: pg.PoolClient, checkpointId: string): Promi
 }
 
 /** What is wrong with the stored blobs against the expected ones, one line per problem. */
-function blobProblems(expected: ExpectedBlob[], stored: Map<string, { bytes: number; sha256: string }>): string[] {
+/**
+ * What is wrong with the blobs a commit expects: keys listed twice, written ones missing or
+ * different. `referenced` keys are checked by `reuseProblems` instead (nothing is written under them).
+ */
+function blobProblems(
+  expected: ExpectedBlob[],
+  stored: Map<string, { bytes: number; sha256: string }>,
+  referenced: ReadonlySet<string>,
+): string[] {
   const problems: string[] = [];
   const seen = new Set<string>();
   for (const want of expected) {
     if (seen.has(want.key)) problems.push(`blob ${want.key} is listed twice`);
     seen.add(want.key);
+    if (referenced.has(want.key)) continue;
     const have = stored.get(want.key);
     if (have === undefined) problems.push(`blob ${want.key} is missing`);
     else if (have.bytes !== want.bytes) problems.push(`blob ${want.key} has ${have.bytes} bytes, expected ${want.bytes}`);
     else if (have.sha256 !== want.sha256.toLowerCase()) problems.push(`blob ${want.key} has a different sha256`);
+  }
+  return problems;
+}
+
+/**
+ * What is wrong with the blobs a commit reuses: each must be a complete blob, with the promised
+ * size and checksum, of a complete checkpoint of the same session, and not itself a reference.
+ * The insert into blob_reference then locks those checkpoint rows (its foreign key) until commit.
+ */
+async function reuseProblems(client: pg.PoolClient, sessionId: string, reused: ReusedBlob[]): Promise<string[]> {
+  const problems: string[] = [];
+  const candidates = reused.filter((r) => {
+    if (isUuid(r.storedIn.checkpointId)) return true;
+    problems.push(`blob ${r.key} refers to ${JSON.stringify(r.storedIn.checkpointId)}, which is not a checkpoint id`);
+    return false;
+  });
+  if (candidates.length === 0) return problems;
+  const { rows } = await client.query<{ key: string; found: boolean; bytes: string | null; sha256: string | null }>(
+    `SELECT r.key, c.id IS NOT NULL AS found, b.bytes, b.sha256
+     FROM unnest($2::text[], $3::uuid[], $4::text[]) AS r(key, stored_in, stored_key)
+     LEFT JOIN checkpoint c ON c.id = r.stored_in AND c.kernel_session_id = $1 AND c.state = 'complete'
+     LEFT JOIN blob b ON b.checkpoint_id = c.id AND b.key = r.stored_key AND b.complete`,
+    [sessionId, candidates.map((r) => r.key), candidates.map((r) => r.storedIn.checkpointId), candidates.map((r) => r.storedIn.key)],
+  );
+  const found = new Map(rows.map((row) => [row.key, row]));
+  for (const r of candidates) {
+    const row = found.get(r.key);
+    const where = `blob ${r.storedIn.key} of checkpoint ${r.storedIn.checkpointId}`;
+    if (row === undefined || !row.found) problems.push(`blob ${r.key} refers to ${where}, which is not a complete checkpoint of this session`);
+    else if (row.bytes === null || row.sha256 === null) problems.push(`blob ${r.key} refers to ${where}, which does not exist`);
+    else if (Number(row.bytes) !== r.bytes || row.sha256 !== r.sha256.toLowerCase()) {
+      problems.push(`blob ${r.key} refers to ${where}, whose size or sha256 differ from the manifest's`);
+    }
   }
   return problems;
 }

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { ResumeError, type ErrorContext } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type {
+  BlobAddress,
   CellRecord,
   Checkpoint,
   CheckpointStore,
@@ -36,7 +37,7 @@ export type PgCheckpointStoreOptions = { logger?: Logger };
 
 const CELL_COLUMNS =
   'seq, execution_count, code, started_at, duration_s, status, error, created, deleted, rebound, ' +
-  'read, read_all, modified, groups, effects_known, timing_known';
+  'read, read_all, modified, groups, group_costs, effects_known, timing_known';
 
 /** Postgres implementation of CheckpointStore. */
 export class PgCheckpointStore implements CheckpointStore {
@@ -176,7 +177,8 @@ export class PgCheckpointStore implements CheckpointStore {
            SELECT $1, ${CELL_COLUMNS}
            FROM jsonb_to_recordset($2::jsonb) AS c(seq integer, execution_count integer, code text, started_at timestamptz,
              duration_s double precision, status text, error jsonb, created text[], deleted text[], rebound text[],
-             read text[], read_all boolean, modified text[], groups jsonb, effects_known boolean, timing_known boolean)
+             read text[], read_all boolean, modified text[], groups jsonb, group_costs jsonb, effects_known boolean,
+             timing_known boolean)
            ON CONFLICT (kernel_run_id, seq) DO NOTHING`,
           [runId, JSON.stringify(cells.map(cellToJson))],
         );
@@ -198,7 +200,7 @@ export class PgCheckpointStore implements CheckpointStore {
     return this.transaction({ runId }, async (client) => {
       const run = await client.query<{ cells: unknown }>(
         `SELECT c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at, c.manifest,
-                c.cells, c.bytes_stored, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
+                c.cells, c.bytes_stored, c.bytes_reused, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
                 r.restored_from_checkpoint_id IS NOT NULL AS restored
          FROM kernel_run r LEFT JOIN checkpoint c ON c.id = r.restored_from_checkpoint_id
          WHERE r.id = $1`,
@@ -270,6 +272,20 @@ export class PgCheckpointStore implements CheckpointStore {
     });
   }
 
+  /** Where blob `key` of a checkpoint is: the checkpoint itself, or the one it reuses the blob from. */
+  async blobAddress(checkpointId: string, key: string): Promise<BlobAddress> {
+    const own = { checkpointId, key };
+    if (!isUuid(checkpointId)) return own;
+    return this.run(own, async (client) => {
+      const { rows } = await client.query<{ stored_in_checkpoint_id: string; stored_key: string }>(
+        'SELECT stored_in_checkpoint_id, stored_key FROM blob_reference WHERE checkpoint_id = $1 AND key = $2',
+        [checkpointId, key],
+      );
+      const row = rows[0];
+      return row === undefined ? own : { checkpointId: row.stored_in_checkpoint_id, key: row.stored_key };
+    });
+  }
+
   /** The checkpoint with this id (any state), or null. */
   async getCheckpoint(id: string): Promise<Checkpoint | null> {
     if (!isUuid(id)) return null;
@@ -298,7 +314,7 @@ export class PgCheckpointStore implements CheckpointStore {
     return this.run({ user: filter.user }, async (client) => {
       const { rows } = await client.query(
         `SELECT c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at,
-                c.bytes_stored, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
+                c.bytes_stored, c.bytes_reused, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
                 s.user_name, s.server_name, s.notebook_path, s.kernel_name
          FROM checkpoint c JOIN kernel_session s ON s.id = c.kernel_session_id
          WHERE $1::text IS NULL OR s.user_name = $1

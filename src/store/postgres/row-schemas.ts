@@ -10,6 +10,7 @@ import type {
   CellRecord,
   Checkpoint,
   CheckpointSummary,
+  GroupCost,
   KernelRun,
   KernelSession,
   StoredBlob,
@@ -17,7 +18,7 @@ import type {
 
 /** The columns of `checkpoint` that toCheckpoint reads. */
 export const CHECKPOINT_COLUMNS = `id, kernel_session_id, kernel_run_id, state, trigger, created_at, completed_at, manifest,
-  cells, bytes_stored, error, restore_state, restored_into_run_id, restore_report`;
+  cells, bytes_stored, bytes_reused, error, restore_state, restored_into_run_id, restore_report`;
 
 /** A UUID as Postgres prints it. Ids that do not look like this cannot exist in the store. */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -31,6 +32,17 @@ const uuid = z.string().regex(UUID);
 /** pg returns bigint as a string; our sizes stay far below 2^53. */
 const bigintNumber = z.union([z.string().regex(/^\d+$/), z.number().int()]).transform(Number);
 const cellError = z.object({ ename: z.string(), evalue: z.string() }).nullable();
+/** One entry of `group_costs` (jsonb, the agent protocol's snake_case form) as a GroupCost. */
+const groupCost = z
+  .object({
+    bytes: z.number().int().nonnegative(),
+    bytes_exact: z.boolean(),
+    serializable: z.boolean(),
+    unserializable: z.array(z.object({ name: z.string(), reason: z.string() })),
+  })
+  .transform(
+    (c): GroupCost => ({ bytes: c.bytes, bytesExact: c.bytes_exact, serializable: c.serializable, unserializable: c.unserializable }),
+  );
 
 const sessionRow = z.object({
   id: uuid,
@@ -70,6 +82,8 @@ const cellRow = z.object({
   read_all: z.boolean().nullish(),
   modified: z.array(z.string()).nullish(),
   groups: z.array(z.array(z.string())).nullish(),
+  // Cost facts of `groups` (migration 0005); NULL or absent: not reported.
+  group_costs: z.array(groupCost).nullish(),
   effects_known: z.boolean().nullish(),
   timing_known: z.boolean().nullish(),
 });
@@ -86,6 +100,7 @@ const checkpointBase = {
   created_at: z.date(),
   completed_at: z.date().nullable(),
   bytes_stored: bigintNumber,
+  bytes_reused: bigintNumber,
   error: z.string().nullable(),
   restore_state: z.enum(['none', 'pending', 'claimed', 'restored', 'failed']),
   restored_into_run_id: uuid.nullable(),
@@ -195,6 +210,12 @@ export function cellToJson(cell: CellRecord): Record<string, unknown> {
     read_all: cell.readAll,
     modified: cell.modified,
     groups: cell.groups,
+    group_costs: cell.groupCosts?.map((c) => ({
+      bytes: c.bytes,
+      bytes_exact: c.bytesExact,
+      serializable: c.serializable,
+      unserializable: c.unserializable,
+    })),
     effects_known: cell.effectsKnown,
     timing_known: cell.timingKnown,
   };
@@ -219,6 +240,7 @@ function fromCellShape(r: CellShape): CellRecord {
     ...(r.read_all == null ? {} : { readAll: r.read_all }),
     ...(r.modified == null ? {} : { modified: r.modified }),
     ...(r.groups == null ? {} : { groups: r.groups }),
+    ...(r.group_costs == null ? {} : { groupCosts: r.group_costs }),
     ...(r.effects_known == null ? {} : { effectsKnown: r.effects_known }),
     ...(r.timing_known == null ? {} : { timingKnown: r.timing_known }),
   };
@@ -234,6 +256,7 @@ function checkpointFields(r: z.infer<z.ZodObject<typeof checkpointBase>>): Omit<
     createdAt: r.created_at,
     completedAt: r.completed_at,
     bytesStored: r.bytes_stored,
+    bytesReused: r.bytes_reused,
     error: r.error,
     restoreState: r.restore_state,
     restoredIntoRunId: r.restored_into_run_id,

@@ -141,7 +141,10 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     if (checkpoint === null || session === null || session.user !== grant.user || checkpoint.state !== 'complete') {
       throw notFound(checkpointId);
     }
-    const { blob, body } = await blobs.read(checkpointId, key);
+    // An unchanged group of an incremental checkpoint is read from the checkpoint that wrote it
+    // (the commit checked that it is a complete checkpoint of the same session).
+    const address = await store.blobAddress(checkpointId, key);
+    const { blob, body } = await blobs.read(address.checkpointId, address.key);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(blob.bytes));
     res.setHeader('X-Resume-Sha256', blob.sha256);

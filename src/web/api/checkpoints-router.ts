@@ -97,6 +97,7 @@ function summaryView(c: CheckpointSummary) {
     created_at: c.createdAt.toISOString(),
     completed_at: c.completedAt?.toISOString() ?? null,
     bytes_stored: c.bytesStored,
+    bytes_reused: c.bytesReused,
     restore_state: c.restoreState,
     error: c.error,
   };

@@ -267,6 +267,39 @@ describe('PgCheckpointStore', () => {
     assert.equal(old?.effectsKnown, undefined);
   });
 
+  it('keeps the cost facts of each cell’s groups, and leaves them unknown for cells that did not report them', async () => {
+    const session = await newSession();
+    const run = await newRun(session);
+    const groupCosts = [
+      { bytes: 8_000_153, bytesExact: true, serializable: true, unserializable: [] },
+      {
+        bytes: 96,
+        bytesExact: false,
+        serializable: false,
+        unserializable: [{ name: 'gen', reason: "TypeError: cannot pickle 'generator' object" }],
+      },
+    ];
+    const reported = cell(1, 'a = np.zeros(1_000_000)\nnums = [1]\ngen = (n for n in nums)', {
+      created: ['a', 'nums', 'gen'],
+      groups: [['a'], ['gen', 'nums']],
+      groupCosts,
+    });
+    const unreported = cell(2, 'b = 1', { created: ['b'], groups: [['b']] }); // an agent without cost facts
+    await store.appendCells(run.id, [reported, unreported]);
+
+    const history = await store.historyOfRun(run.id);
+    assert.deepEqual(history, [reported, unreported]);
+    assert.equal('groupCosts' in (history[1] ?? {}), false, 'not reported stays unknown, not "no costs"');
+    const checkpoint = await completeCheckpoint(session, run, { cells: history });
+    assert.deepEqual((await store.getCheckpoint(checkpoint.id))?.cells, [reported, unreported]);
+
+    // One entry per group, or the row is refused (migration 0005's check).
+    const misaligned = cell(3, 'c = [1]', { created: ['c'], groups: [['c']], groupCosts: [] });
+    await assert.rejects(store.appendCells(run.id, [misaligned]), (err) =>
+      isResumeError(err) && err.code === 'RESUME_ERR_STORE_INVALID_INPUT' && /cell_execution_group_costs_check/.test(err.message),
+    );
+  });
+
   it('ignores cells whose seq is already stored, so retried batches are harmless', async () => {
     const session = await newSession();
     const run = await newRun(session);

@@ -28,6 +28,7 @@ export type AgentCellFields = {
   read_all?: boolean;
   modified?: string[];
   groups?: string[][];
+  group_costs?: Array<{ bytes: number; bytes_exact: boolean; serializable: boolean; unserializable: Array<{ name: string; reason: string }> }>;
   effects_known?: boolean;
   timing_known?: boolean;
 };

@@ -302,6 +302,68 @@ describe('applyCellExecution', () => {
     });
   });
 
+  describe('cost facts', () => {
+    const exactArray = { bytes: 8_000_153, bytes_exact: true, serializable: true, unserializable: [] };
+    const generatorGroup = {
+      bytes: 96,
+      bytes_exact: false,
+      serializable: false,
+      unserializable: [{ name: 'gen', reason: "TypeError: cannot pickle 'generator' object" }],
+    };
+    /** The cost attributes of a snapshot, `undefined` each when unknown. */
+    const costOf = (graph: HistoryGraph, id: string) => {
+      const { bytes, bytesExact, serializable, unserializable } = graph.variableSnapshot(id);
+      return { bytes, bytesExact, serializable, unserializable };
+    };
+    const unknown = { bytes: undefined, bytesExact: undefined, serializable: undefined, unserializable: undefined };
+
+    it('gives the snapshot of each reported group that group’s facts, index by index', () => {
+      //   [0] --> a@0* gen,nums@0*
+      const graph = HistoryGraph.fromCells(
+        session([
+          'a = np.zeros(1_000_000); nums = [1]; gen = (n for n in nums)',
+          { created: ['a', 'nums', 'gen'], groups: [['a'], ['gen', 'nums']], group_costs: [exactArray, generatorGroup] },
+        ]),
+      );
+      assert.deepEqual(costOf(graph, 'a@0'), { bytes: 8_000_153, bytesExact: true, serializable: true, unserializable: [] });
+      assert.deepEqual(costOf(graph, 'gen,nums@0'), {
+        bytes: 96,
+        bytesExact: false,
+        serializable: false,
+        unserializable: [{ name: 'gen', reason: "TypeError: cannot pickle 'generator' object" }],
+      });
+    });
+
+    it('leaves costs unknown for a record without them and for groups the record did not report', () => {
+      //   [0] --> x@0 --> [1] --> a,c,x@1 --> [2] --> a,c@2*   (rule 8: no costs reported for a,c)
+      //                                          \-> x@2*    (reported)
+      //   [3] --> y@3* (an agent without cost facts)
+      const graph = HistoryGraph.fromCells(
+        session(
+          ['x = [1]', { created: ['x'], groups: [['x']], group_costs: [exactArray] }],
+          ['a = [x]; c = [x]', { read: ['x'], created: ['a', 'c'], groups: [['a', 'c', 'x']], group_costs: [generatorGroup] }],
+          ['x = 0', { rebound: ['x'], groups: [['x']], group_costs: [exactArray] }],
+          ['y = 1', { created: ['y'], groups: [['y']] }],
+        ),
+      );
+      assert.equal(costOf(graph, 'a,c,x@1').bytes, 96);
+      assert.equal(costOf(graph, 'x@2').bytes, 8_000_153);
+      assert.deepEqual(costOf(graph, 'a,c@2'), unknown);
+      assert.deepEqual(costOf(graph, 'y@3'), unknown);
+      assert.deepEqual(graph.toJSON().variableSnapshots.find((s) => s.id === 'y@3'), { id: 'y@3', names: ['y'], version: 3, deleted: false });
+    });
+
+    it('leaves costs unknown for groups merged because the record overlapped them', () => {
+      const graph = HistoryGraph.fromCells(
+        session([
+          'a = [1]; b = a; c = [a]',
+          { created: ['a', 'b', 'c'], groups: [['a', 'b'], ['a', 'c']], group_costs: [exactArray, exactArray] },
+        ]),
+      );
+      assert.deepEqual(costOf(graph, 'a,b,c@0'), unknown);
+    });
+  });
+
   it('numbers cells by their place in the history, not by seq (seq restarts in every kernel run)', () => {
     const [first, second] = session(['x = 1', { created: ['x'] }], ['y = 2', { created: ['y'] }]);
     assert.ok(first !== undefined && second !== undefined);

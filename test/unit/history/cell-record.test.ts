@@ -80,6 +80,57 @@ describe('cell records', () => {
     assert.equal(agentCell.effects_known, false);
   });
 
+  describe('group costs', () => {
+    const generatorGroup = {
+      bytes: 96,
+      bytes_exact: false,
+      serializable: false,
+      unserializable: [{ name: 'gen', reason: "TypeError: cannot pickle 'generator' object" }],
+    };
+    const withCosts = {
+      ...base,
+      read: ['nums'],
+      read_all: false,
+      modified: ['gen', 'nums'],
+      groups: [['gen', 'nums']],
+      group_costs: [generatorGroup],
+      effects_known: true,
+      timing_known: true,
+    };
+
+    it('reads a group\'s cost facts into camelCase and back', () => {
+      const record = toCellRecord(cellSchema.parse(withCosts));
+      assert.deepEqual(record.groupCosts, [
+        {
+          bytes: 96,
+          bytesExact: false,
+          serializable: false,
+          unserializable: [{ name: 'gen', reason: "TypeError: cannot pickle 'generator' object" }],
+        },
+      ]);
+      assert.deepEqual(toAgentCell(record), withCosts);
+    });
+
+    it('keeps a record without them without them: not reported is not "no costs"', () => {
+      const record = toCellRecord(cellSchema.parse(base));
+      assert.equal('groupCosts' in record, false);
+      assert.equal('group_costs' in toAgentCell(record), false);
+    });
+
+    it('refuses costs that are not one entry per group, saying so', () => {
+      const result = cellSchema.safeParse({ ...withCosts, group_costs: [generatorGroup, generatorGroup] });
+      assert.equal(result.success, false);
+      const issue = result.error?.issues[0];
+      assert.deepEqual(issue?.path, ['group_costs']);
+      assert.match(issue?.message ?? '', /has 2 entries but groups has 1: group_costs must hold one entry per group/);
+    });
+
+    it('refuses costs of a record that reports no groups', () => {
+      const { groups: _groups, ...withoutGroups } = withCosts;
+      assert.equal(cellSchema.safeParse(withoutGroups).success, false);
+    });
+  });
+
   it('never shares a default list between records', () => {
     const first = cellSchema.parse(base);
     first.read.push('x');

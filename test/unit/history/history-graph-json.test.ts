@@ -81,6 +81,43 @@ describe('HistoryGraph JSON', () => {
     assert.deepEqual(resumed.toJSON(), HistoryGraph.fromCells(elasticNotebookSession).toJSON());
   });
 
+  describe('cost facts of snapshots', () => {
+    //   [0] --> x@0 --> [1] --> x@1*   (cell 1 from an agent without cost facts)
+    const withCosts = HistoryGraph.fromCells(
+      session(
+        [
+          'x = [1]',
+          {
+            created: ['x'],
+            groups: [['x']],
+            group_costs: [{ bytes: 17, bytes_exact: true, serializable: true, unserializable: [] }],
+          },
+        ],
+        ['x.append(2)', { read: ['x'], modified: ['x'], groups: [['x']] }],
+      ),
+    );
+
+    it('writes them as snapshot attributes, and nothing for unknown ones', () => {
+      assert.deepEqual(withCosts.toJSON().variableSnapshots, [
+        { id: 'x@0', names: ['x'], version: 0, deleted: false, bytes: 17, bytesExact: true, serializable: true, unserializable: [] },
+        { id: 'x@1', names: ['x'], version: 1, deleted: false },
+      ]);
+    });
+
+    it('round-trips them through JSON text', () => {
+      const loaded = HistoryGraph.fromJSON(JSON.parse(JSON.stringify(withCosts)));
+      assert.deepEqual(loaded.toJSON(), withCosts.toJSON());
+      assert.deepEqual(loaded.variableSnapshot('x@0'), withCosts.variableSnapshot('x@0'));
+      assert.equal(loaded.variableSnapshot('x@1').bytes, undefined);
+    });
+
+    it('refuses a snapshot with only some of them', () => {
+      const json = structuredClone(withCosts.toJSON());
+      delete json.variableSnapshots[0]?.bytesExact;
+      assertInvalid(json, /variableSnapshots\.0: .*all present or all absent/);
+    });
+  });
+
   it('loads an empty graph', () => {
     const empty = { formatVersion: 1, cellExecutions: [], variableSnapshots: [], edges: [] };
     assert.deepEqual(new HistoryGraph().toJSON(), empty);

@@ -7,6 +7,7 @@ import time
 from .agent_error import AgentError
 from .agent_settings import AgentSettings
 from .blob_target import open_target
+from .change_tracker import ChangeTracker
 from .history_import import rebuild_records
 from .identity import KernelIdentity, read_identity
 from .kernel_log import log_exception, log_line
@@ -15,6 +16,7 @@ from .record_uploader import RecordUploader
 from .recorder import Recorder
 from .restorer import restore
 from .service_client import ServiceClient
+from .user_namespace import namespace_ids
 
 _SUMMARY_NAMES = 12
 
@@ -68,6 +70,8 @@ class Agent:
         self._restored_names: set[str] = set()
         self._pending_summary: str | None = None
         self.uploader = RecordUploader(self._send_records) if self.client else None
+        #: What changed since each checkpoint written or restored here (incremental checkpoints).
+        self.changes = ChangeTracker()
         self.recorder = Recorder(shell, on_record=self._on_record, before_cell=self.before_user_cell)
 
     def start(self) -> None:
@@ -77,10 +81,12 @@ class Agent:
         # Cells the kernel ran before the agent was loaded (injection, a late %load_ext).
         earlier = rebuild_records(self.shell)
         self.recorder.import_history(earlier)
+        for record in earlier:
+            self.changes.note_cell(record)  # before a restore at start marks its checkpoint
         if self.client is not None:
             self._register()
         for record in earlier:
-            self._on_record(record)
+            self._submit(record)
         self.recorder.register()
 
     def close(self) -> None:
@@ -131,6 +137,8 @@ class Agent:
         :returns: the RestoreReport.
         """
         report = restore(self.shell, manifest, cells, source)
+        # The namespace now holds what the checkpoint holds: its unchanged groups need no upload.
+        self.changes.mark(manifest["checkpoint_id"], namespace_ids(self.shell))
         self.restored_cells = list(cells)
         self.last_restore_report = report
         self._restored_names.update(
@@ -162,6 +170,10 @@ class Agent:
         self._restored_names.clear()
 
     def _on_record(self, record: dict) -> None:
+        self.changes.note_cell(record)
+        self._submit(record)
+
+    def _submit(self, record: dict) -> None:
         if self.uploader is not None and self.run_id is not None:
             self.uploader.submit(record)
 

@@ -1,4 +1,5 @@
-"""The dependency fields of a cell record: ``read``, ``read_all``, ``modified``, ``groups``.
+"""The dependency fields of a cell record: ``read``, ``read_all``, ``modified``, ``groups``
+(and the groups' cost facts, ``group_costs``).
 
 Before the cell (``before_cell``): the cell's reads are found statically (``cell_reads``) and
 closed over what the notebook functions and classes they name may read (``code_reads``); the
@@ -7,8 +8,11 @@ when ``read_all``). Only candidates are fingerprinted, and only if their cached 
 has no content hash yet.
 
 After the cell (``after_cell``): candidates still bound to the same object are fingerprinted
-again and compared; new and rebound variables get a fingerprint (big buffers hashed lazily);
-the groups of what changed are rebuilt (``covariables``).
+again and compared; new and rebound variables get a fingerprint (big buffers hashed lazily,
+big object graphs estimated instead of pickled); the groups of what changed are rebuilt
+(``covariables``). Candidates too costly to measure count as modified, and they, like the
+estimated graphs, have unknown links: ``covariables`` joins them with everything the cell
+read, bound or changed.
 
 The assumption that keeps this cheap: **a cell can only change objects reachable from the
 variables it reads** (or from their co-variables). A 1 GB array that a cell does not mention
@@ -30,12 +34,15 @@ from .cell_reads import analyze_cell
 from .code_reads import NAMESPACE_NAMES, global_names_of
 from .covariables import CoVariables
 from .fingerprints import Fingerprint, FingerprintTaker
+from .group_costs import group_cost_fields
 from .kernel_log import log_exception
 from .object_links import LinkFilter
 from .user_namespace import is_user_binding
 
 #: Stand-in fields when the analysis itself failed: it may have read and changed anything.
-_UNKNOWN = {"read": [], "read_all": True, "modified": [], "groups": [], "effects_known": True, "timing_known": True}
+_UNKNOWN = {
+    "read": [], "read_all": True, "modified": [], "groups": [], "group_costs": [], "effects_known": True, "timing_known": True
+}
 #: Cells between two fresh ``LinkFilter``s (it caches ids of values stored on library classes).
 _LINK_FILTER_CELLS = 200
 
@@ -205,26 +212,32 @@ class CellDependencies:
         taker = self._taker()
         changes: dict[str, Fingerprint | None] = {name: None for name in deleted}
         for name in (*created, *rebound):
-            changes[name] = taker.take(namespace[name], hash_large=False)
+            # Bound by a cell the agent saw: a graph too big to pickle may be estimated (fingerprints doc).
+            changes[name] = taker.take(namespace[name], hash_large=False, estimate=True)
         after: dict[str, Fingerprint] = {}
-        unmeasured: set[str] = set()
+        unmeasured: dict[str, Fingerprint] = {}
         for name, old in sorted(plan.before.items()):
             if after_ids.get(name) == old.value_id and name not in changes:
                 if old.too_costly_per_cell:
-                    unmeasured.add(name)  # may have changed; not worth measuring (too_costly_per_cell)
+                    # May have changed, links too; not worth measuring (too_costly_per_cell).
+                    unmeasured[name] = taker.unmeasured(namespace[name], old)
                     continue
-                after[name] = changes[name] = taker.take(namespace[name], hash_large=False, previous=old)
+                after[name] = changes[name] = taker.take(namespace[name], hash_large=False, previous=old, estimate=True)
         self._note(taker, {name: fp for name, fp in changes.items() if fp is not None})
         # Every unmeasured candidate counts: it is in the group of something the cell read.
-        modified = self._modified(plan, after) | unmeasured
-        self.covariables.update(changes)
+        modified = self._modified(plan, after) | unmeasured.keys()
+        self.covariables.update({**changes, **unmeasured})
+        touched = (set(plan.before) if plan.read_all else plan.reads) | modified | {*created, *rebound}
+        self.covariables.join_unknown_links(touched, plan.before)
         self._known_ids = after_ids
         changed_names = [*created, *rebound, *sorted(modified)]
+        groups = self.covariables.groups_of(changed_names)
         return {
             "read": sorted(plan.reads),
             "read_all": plan.read_all,
             "modified": sorted(modified),
-            "groups": self.covariables.groups_of(changed_names),
+            "groups": groups,
+            **group_cost_fields(self.covariables.entries, groups),  # never raises
             "effects_known": True,
             "timing_known": True,
         }

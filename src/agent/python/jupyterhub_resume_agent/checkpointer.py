@@ -7,11 +7,12 @@ import time
 import types
 
 from .array_views import view_roots
-from .blob_format import blob_parts
+from .blob_format import blob_parts, hash_parts
+from .change_tracker import ChangeTracker
 from .object_links import LinkFilter, group_names
 from .protocol import PROTOCOL_VERSION
 from .serializer import NotSerializable, Pickled, dump
-from .user_namespace import type_name, user_variables
+from .user_namespace import namespace_ids, type_name, user_variables
 
 
 def _module_import(value: types.ModuleType) -> str | None:
@@ -21,7 +22,14 @@ def _module_import(value: types.ModuleType) -> str | None:
     return None
 
 
-def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] | None = None) -> dict:
+def checkpoint(
+    shell,
+    checkpoint_id: str,
+    target,
+    planned_recompute: list[str] | None = None,
+    base: dict | None = None,
+    changes: ChangeTracker | None = None,
+) -> dict:
     """Saves the user's variables to ``target`` and describes how each comes back.
 
     Modules become ``imports``. Everything else is pickled variable by variable (protocol 5,
@@ -30,15 +38,27 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
     ``b is a`` survives. A variable alone in its group reuses its first pickle. A variable that
     cannot be serialized, and every variable it shares objects with, is listed in ``recompute``.
 
+    Incremental: a group with exactly the names of a group of ``base`` is not written again
+    when ``changes`` says none of its members changed since ``base`` was written or restored
+    here, or when its bytes turn out to be the same (same size, same sha256: a variable the
+    recorder counted as modified only because a cell read it). Its manifest entry then carries
+    ``stored_in``: the checkpoint and key that hold the blob (never a chain: a blob ``base``
+    itself reused points at its original).
+
     :param shell: the IPython shell.
     :param checkpoint_id: echoed in the manifest.
     :param target: a ``DirTarget`` or ``HttpTarget``.
     :param planned_recompute: names the service's plan rebuilds from history instead of storing
         (their groups are recomputed with them).
+    :param base: ``{"checkpoint_id", "groups"}`` of the session's last complete checkpoint.
+    :param changes: the recorder's ``ChangeTracker``; this checkpoint is marked in it once written.
     :returns: the Manifest.
     :raises AgentError: when a blob cannot be written (the checkpoint is then unusable).
     """
     t_start = time.perf_counter()
+    ids_now = namespace_ids(shell)
+    base_id = base["checkpoint_id"] if base else None
+    base_groups = {tuple(sorted(group["names"])): group for group in (base or {}).get("groups") or ()}
     planned = set(planned_recompute or ())
     variables = user_variables(shell)
     imports: list[dict] = []
@@ -88,6 +108,13 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
                 if name not in recompute:
                     recompute[name] = f"shares objects with {blocked[0]!r}, which is rebuilt from history"
             continue
+        previous = base_groups.get(tuple(sorted(members)))
+        if previous is not None and changes is not None and changes.unchanged_since(base_id, members, ids_now):
+            groups.append(_reused(f"g{len(groups)}", members, previous, base_id))
+            for name in members:
+                how[name] = "stored"
+                pickled.pop(name, None)
+            continue
         t_serialize = time.perf_counter()
         if len(members) == 1:
             result = pickled[members[0]]
@@ -100,18 +127,24 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
                     recompute[name] = f"its group cannot be serialized together: {error}"
                 continue
         parts, total = blob_parts(result.serializer, result.data, result.buffers)
-        t_write = time.perf_counter()
-        serialize_s += t_write - t_serialize
         key = f"g{len(groups)}"
-        nbytes, sha256 = target.write(key, parts, total)
-        upload_s += time.perf_counter() - t_write
-        groups.append(
-            {"key": key, "names": list(members), "serializer": result.serializer, "bytes": nbytes, "sha256": sha256}
-        )
+        if _same_bytes(previous, result.serializer, parts, total):
+            serialize_s += time.perf_counter() - t_serialize
+            groups.append(_reused(key, members, previous, base_id))
+        else:
+            t_write = time.perf_counter()
+            serialize_s += t_write - t_serialize
+            nbytes, sha256 = target.write(key, parts, total)
+            upload_s += time.perf_counter() - t_write
+            groups.append(
+                {"key": key, "names": list(members), "serializer": result.serializer, "bytes": nbytes, "sha256": sha256}
+            )
         for name in members:
             how[name] = "stored"
             pickled.pop(name, None)  # free what is written as soon as possible
 
+    if changes is not None:
+        changes.mark(checkpoint_id, ids_now)
     for name in recompute:
         how[name] = "recompute"
     order = {name: index for index, name in enumerate(variables)}
@@ -127,4 +160,27 @@ def checkpoint(shell, checkpoint_id: str, target, planned_recompute: list[str] |
         ],
         "variables": [{"name": name, "type": type_name(value), "how": how[name]} for name, value in variables.items()],
         "timings": {"serialize_s": round(serialize_s, 6), "upload_s": round(upload_s, 6)},
+    }
+
+
+def _same_bytes(previous: dict | None, serializer: str, parts: list, total: int) -> bool:
+    """Whether a group's blob would be byte for byte the one ``previous`` describes.
+
+    The size is compared first: hashing is only worth it when a change could be a false alarm.
+    """
+    if previous is None or previous["bytes"] != total or previous["serializer"] != serializer:
+        return False
+    return hash_parts(parts).hexdigest() == previous["sha256"]
+
+
+def _reused(key: str, members, previous: dict, base_id: str) -> dict:
+    """The manifest entry of a group whose blob an earlier checkpoint of the session holds."""
+    stored_in = previous.get("stored_in") or {"checkpoint_id": base_id, "key": previous["key"]}
+    return {
+        "key": key,
+        "names": list(members),
+        "serializer": previous["serializer"],
+        "bytes": previous["bytes"],
+        "sha256": previous["sha256"],
+        "stored_in": {"checkpoint_id": stored_in["checkpoint_id"], "key": stored_in["key"]},
     }

@@ -75,7 +75,9 @@ def _dispatch(agent, request: dict) -> dict:
         return {"cells": agent.history()}
     if op == "checkpoint":
         target = open_target(request["target"], agent.settings.timeout_s)
-        return checkpoint(agent.shell, request["checkpoint_id"], target, request.get("recompute"))
+        return checkpoint(
+            agent.shell, request["checkpoint_id"], target, request.get("recompute"), request.get("base"), agent.changes
+        )
     if op == "restore":
         source = open_target(request["source"], agent.settings.timeout_s)
         return agent.restore(request["manifest"], request.get("cells") or [], source)

@@ -10,9 +10,23 @@ links changed (created, rebound, deleted, or a reachable object added or removed
 apart and joined again, with any other group that now shares an id with them. ``b = a`` joins
 ``b`` to ``a``'s group; ``b = [9]`` afterwards splits it again. Unchanged groups are never
 touched, so their (possibly large) id sets are not walked.
+
+Variables whose links are not known (``Fingerprint.links_known`` false: a graph too big to
+pickle per cell was estimated, a reference walk was cut short, or a cell that may have changed
+a value too costly to measure ran) are joined conservatively instead (``join_unknown_links``).
+Objects move between variables only through cells, and a cell can only reach what it reads. So
+after each cell, every such variable the cell read or wrote (created, rebound, modified) takes
+on, as links of its own, the links of everything the cell read or wrote: whatever the cell may
+have put into it, or taken from it, is then in its group. Those links stay with it until it is
+fingerprinted in full again (it is rebound), which can only merge groups more than needed. So
+``head = nested[:100]`` joins ``head`` to an estimated ``nested``, and ``head[0][0] = 9`` later
+makes ``nested`` a candidate, counted modified since it is too costly to measure.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
 
 from .fingerprints import Fingerprint
 from .object_links import group_names
@@ -89,6 +103,32 @@ class CoVariables:
         for name in loose:
             for ident in self.entries[name].link_ids:
                 self._holder.setdefault(ident, name)
+
+    def join_unknown_links(self, touched: set[str], before: Mapping[str, Fingerprint]) -> None:
+        """Gives each touched variable whose links are unknown the links of everything touched.
+
+        See the module doc. Called after ``update`` with a cell's fingerprints.
+
+        :param touched: the variables the cell read (all of them when it may read anything),
+            created, rebound or modified.
+        :param before: the fingerprints of the cell's candidates before it ran (what a variable
+            the cell deleted or rebound reached).
+        """
+        unknown = [name for name in touched if name in self.entries and not self.entries[name].links_known]
+        if not unknown:
+            return
+        shared: set[int] = set()
+        for name in touched:
+            for fingerprint in (before.get(name), self.entries.get(name)):
+                if fingerprint is not None:
+                    shared.update(fingerprint.link_ids)
+        changes = {}
+        for name in unknown:
+            entry = self.entries[name]
+            if not shared <= entry.link_ids:
+                changes[name] = replace(entry, link_ids=entry.link_ids | shared)
+        if changes:
+            self.update(changes)
 
     def _release(self, name: str) -> frozenset[str]:
         """Takes ``name``'s group apart; returns its members (``name`` alone if it had none)."""

@@ -19,14 +19,35 @@ How it is taken (Kishu's design, with pickle's own notion of reachability):
 * Notebook functions and classes are pickled by value, not by name: their defaults, closure
   cells, ``__dict__`` and class attributes are content too (``def f(cache={})``).
 * ``__reduce__`` methods build temporary tuples and dicts that also land in the memo, with new
-  ids each time. When the memo holds objects pickled that way, the value is pickled a second
-  time with the first memo still alive, and only ids present in both are kept.
+  ids each time. When the memo holds objects pickled that way, and something besides the value
+  itself links, the value is pickled a second time with the first memo still alive, and only
+  ids present in both are kept.
 * A value pickle cannot save (generator, lock, socket, open file for writing) is
   ``serializable=False``: its content cannot be compared, so a cell that can reach it counts as
-  modifying it. Its links come from a walk of real references (``reference_walk``).
+  modifying it. Its links come from a walk of real references (``reference_walk``); a walk cut
+  short leaves them unknown. Types pickle is known to refuse are recognised from a table before
+  any pickling (``unserializable_types``): no failed attempt to pay for.
+
+Big object graphs are not pickled in full after a cell (``take(..., estimate=True)``). A sample
+of the graph (``graph_estimate``) says how many objects pickle would memoize: first thing for a
+big built-in container, else once the value's pickle outgrows one frame (``FRAME_BYTES``; a
+value whose pickle fits is small, and fingerprinted as above). Past ``PER_CELL_OBJECT_BUDGET``,
+or past ``IN_BAND_BUDGET`` pickle bytes (a big graph inside a library object, which the sample
+does not enter), the fingerprint is an estimate: no digest, ``reached`` and ``size`` estimated
+(``size_exact`` false), ``code_reads`` from the notebook code in the sample and in the
+namespace, and ``links_known`` false, with ``link_ids`` holding the value's own id only (plus,
+if it was known before, the ids it linked through then). Such a value is too costly to measure
+per cell: every cell that may reach it counts as modifying it, and ``covariables`` joins it
+conservatively with every variable read, bound or modified by a cell that reads or modifies
+it. Only values bound or changed by a cell the agent saw are estimated: one the agent did not
+see bound (first cell, after a restore) is pickled in full, since no recorded cell explains
+what it shares. A value too costly to measure that a cell may have changed is not measured
+either (``unmeasured``): its links become unknown too, unless it cannot hold other objects at
+all (a numeric array).
 
 Modules are never pickled: their state is not tracked (a known gap, like objects reached only
-through a module or a library closure).
+through a module or a library closure, and notebook code reached only through the unsampled
+part of an estimated graph that no variable holds: a class deleted while instances remain).
 """
 
 from __future__ import annotations
@@ -41,14 +62,18 @@ import sys
 import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import compress
+from operator import itemgetter
 
 from .array_views import root_array
-from .code_reads import code_names, global_names_of
+from .code_reads import code_names, global_names_of, is_notebook_code
 from .file_handles import reduce_file_handle
+from .graph_estimate import GraphEstimate, estimate_graph, is_big_container
 from .object_links import LinkFilter
 from .reference_walk import reachable_objects
-from .serializer import PROTOCOL
+from .serializer import PROTOCOL, unserializable_reason
+from .unserializable_types import known_unserializable
 
 #: Buffers from this size are hashed in chunks on several threads.
 _PARALLEL_FROM = 64 << 20
@@ -57,6 +82,11 @@ _CHUNK = 16 << 20
 LAZY_HASH_FROM = 16 << 20
 #: Variables reaching more objects than this are not fingerprinted again per cell (about 10 ms).
 PER_CELL_OBJECT_BUDGET = 20_000
+#: Pickle bytes (out-of-band buffers aside) past which a value bound by a cell is estimated too:
+#: about what the object budget writes, for graphs the estimate does not enter (library objects).
+IN_BAND_BUDGET = 1 << 20
+#: What the C pickler writes at a time (protocol 5 frames): a pickle that fits is small.
+FRAME_BYTES = 64 << 10
 
 #: Types the C pickler saves itself (no ``__reduce__``, so no temporaries in the memo).
 _DIRECT_TYPES = frozenset(
@@ -86,8 +116,19 @@ class Fingerprint:
     serializable: bool
     code_reads: frozenset
     hashed_bytes: int = 0
-    #: How many objects the pickle reached: what taking this fingerprint again would cost.
+    #: How many objects the pickle reached: what taking this fingerprint again would cost (an
+    #: estimate when ``size_exact`` is false).
     reached: int = 0
+    #: Serialized size in bytes (pickle plus out-of-band buffers); 0 when unknown.
+    size: int = 0
+    #: Whether ``size`` is the exact pickled size (``False``: an estimate, or unknown).
+    size_exact: bool = False
+    #: Why the value cannot be serialized (``None`` when it can).
+    unserializable_reason: str | None = None
+    #: Whether ``link_ids`` holds every object through which the value shares state. ``False``:
+    #: a stand-in (an estimated graph, a reference walk cut short, or a value a cell may have
+    #: changed without it being measured again), which ``covariables`` joins conservatively.
+    links_known: bool = True
 
     @property
     def too_costly_per_cell(self) -> bool:
@@ -96,19 +137,27 @@ class Fingerprint:
         Big buffers (not hashed at all, ``digest`` ``None``) and big object graphs (a list of
         200,000 lists takes about half a second to pickle) are not fingerprinted again per cell:
         a cell that reads them counts as modifying them (a false positive the dependency rules
-        allow), and their links are brought up to date at the next checkpoint, which groups
-        variables afresh anyway.
+        allow). What such a cell did to their links is not measured either: see ``unmeasured``.
         """
         return self.serializable and (self.digest is None or self.reached > PER_CELL_OBJECT_BUDGET)
 
 
 def _importable(function) -> bool:
-    target = sys.modules.get(getattr(function, "__module__", None) or "")
-    for part in (getattr(function, "__qualname__", "") or "").split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            return False
-    return target is function
+    known = _importable_functions.get(function)
+    if known is None:
+        if len(_importable_functions) > 1000:
+            _importable_functions.clear()
+        target = sys.modules.get(getattr(function, "__module__", None) or "")
+        for part in (getattr(function, "__qualname__", "") or "").split("."):
+            target = getattr(target, part, None)
+            if target is None:
+                break
+        known = _importable_functions[function] = target is function
+    return known
+
+
+#: Library functions met in pickles (numpy's reconstructors in every array's) → importable by name.
+_importable_functions: dict = {}
 
 
 _FILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper)
@@ -116,6 +165,8 @@ _FILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRando
 _ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range})
 _ATOM_DIGEST = b"immutable"
 _IMMUTABLE_CONTAINERS = (tuple, frozenset)
+#: Types whose instances can reach no other object, whatever is done to them in place.
+_REFERENCE_FREE = frozenset({bytearray})
 
 
 def _reduce_file(obj):
@@ -176,20 +227,51 @@ class _FingerprintPickler(pickle.Pickler):
         return NotImplemented
 
 
+class _OverBudget(Exception):
+    """A pickle stopped past its byte budget."""
+
+    def __init__(self, written: int) -> None:
+        super().__init__(f"more than {written} bytes")
+        self.written = written
+
+
+class _CappedBuffer(io.BytesIO):
+    """Where a fingerprint's pickle goes, refusing to grow past ``cap`` bytes.
+
+    The C pickler hands over its output a frame (64 KiB) at a time, so the check costs nothing.
+    """
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def write(self, data) -> int:
+        written = self.tell() + memoryview(data).nbytes
+        if written > self.cap:
+            raise _OverBudget(written)
+        return super().write(data)
+
+
 @dataclass
 class _Dump:
     data: bytes
     buffers: list
-    objects: list
+    #: The pickler's memo: ``id(obj)`` → (memo index, obj); it keeps every memoized object alive.
+    memo: dict
+
+    @property
+    def objects(self) -> list:
+        return list(map(itemgetter(1), self.memo.values()))
 
 
-def _dump(value) -> _Dump:
+def _dump(value, cap: int | None = None) -> _Dump:
+    """Pickles ``value`` for a fingerprint; raises ``_OverBudget`` past ``cap`` bytes, if given."""
     buffers: list = []
-    out = io.BytesIO()
+    out = io.BytesIO() if cap is None else _CappedBuffer(cap)
     pickler = _FingerprintPickler(out, protocol=PROTOCOL, buffer_callback=buffers.append)
     pickler.dispatch_table = _dispatch_table()
     pickler.dump(value)
-    return _Dump(out.getvalue(), buffers, [obj for _, obj in pickler.memo.copy().values()])
+    return _Dump(out.getvalue(), buffers, pickler.memo.copy())
 
 
 def _plain_instance_type(kind: type) -> bool:
@@ -203,15 +285,14 @@ def _plain_instance_type(kind: type) -> bool:
     )
 
 
-def _may_hold_temporaries(objects: list, verdicts: dict) -> bool:
-    for obj in objects:
-        kind = type(obj)
+def _may_hold_temporaries(kinds: set, verdicts: dict) -> bool:
+    for kind in kinds:
         verdict = verdicts.get(kind)
         if verdict is None:
             verdict = not (
                 kind in _DIRECT_TYPES
                 or kind in _REDUCED_HERE
-                or isinstance(obj, type)
+                or issubclass(kind, type)
                 or kind is types.BuiltinFunctionType
                 or _plain_instance_type(kind)
             )
@@ -256,24 +337,36 @@ def _buffer_view(buffer) -> memoryview:
         return memoryview(bytes(memoryview(buffer)))
 
 
-def _array_bases(objects: list, numpy) -> set[int]:
+def _of_kinds(objects: list, wanted: set) -> list:
+    """The objects whose type is in ``wanted`` (one pass at C speed)."""
+    return list(compress(objects, map(wanted.__contains__, map(type, objects))))
+
+
+def _array_bases(arrays: list) -> set[int]:
     ids = set()
-    for obj in objects:
-        if type(obj) is numpy.ndarray and obj.base is not None:
+    for obj in arrays:
+        if obj.base is not None:
             root = root_array(obj)
             if root is not obj:
                 ids.add(id(root))
     return ids
 
 
-def _code_reads(objects: list) -> frozenset:
+def _code_reads(objects: list, kinds: set | None = None) -> frozenset:
+    """Globals the code objects, notebook functions and notebook classes among ``objects`` may read.
+
+    :param kinds: the types of ``objects``, when known (most memos hold no code at all).
+    """
+    kinds = set(map(type, objects)) if kinds is None else kinds
+    code_kinds = {kind for kind in kinds if kind is types.CodeType or kind is types.FunctionType or issubclass(kind, type)}
+    if not code_kinds:
+        return frozenset()
     names: set[str] = set()
     seen: set[int] = set()
-    for obj in objects:
-        kind = type(obj)
-        if kind is types.CodeType:
+    for obj in _of_kinds(objects, code_kinds):
+        if type(obj) is types.CodeType:
             code_names(obj, names, seen)
-        elif (kind is types.FunctionType or isinstance(obj, type)) and getattr(obj, "__module__", None) == "__main__":
+        elif is_notebook_code(obj):
             names.update(global_names_of(obj, seen) or ())
     return frozenset(names)
 
@@ -287,6 +380,7 @@ class FingerprintTaker:
     """
 
     def __init__(self, namespace: dict, link_filter: LinkFilter | None = None) -> None:
+        self.namespace = namespace
         self.link_filter = link_filter or LinkFilter(namespace)
         self._skip_ids = {id(namespace), id(builtins.__dict__)}
         self._verdicts: dict = {}
@@ -294,14 +388,25 @@ class FingerprintTaker:
         #: Bytes hashed by this taker (instrumentation for tests and measurements).
         self.hashed_bytes = 0
 
-    def take(self, value: object, hash_large: bool = True, previous: Fingerprint | None = None) -> Fingerprint:
+    def take(
+        self, value: object, hash_large: bool = True, previous: Fingerprint | None = None, estimate: bool = False
+    ) -> Fingerprint:
         """The fingerprint of ``value``; never raises.
 
         :param hash_large: ``False`` leaves the digest ``None`` when the buffers exceed ``LAZY_HASH_FROM``.
         :param previous: the value's last fingerprint, if any: when the content hash is the same
             and every object it linked through is still reached, it is returned as it is (no
             second pickle to tell temporaries apart: the usual case of a cell that only reads).
+        :param estimate: ``True`` (a value bound or changed by a cell the agent saw) lets a
+            graph past ``PER_CELL_OBJECT_BUDGET`` objects or ``IN_BAND_BUDGET`` pickle bytes be
+            estimated instead of pickled in full (``links_known`` false, see the module doc).
         """
+        kind = type(value)
+        if kind in _ATOMS:
+            return Fingerprint(id(value), frozenset(), _ATOM_DIGEST, True, frozenset(), size=sys.getsizeof(value))
+        if kind is types.ModuleType:
+            name = getattr(value, "__name__", "") or ""
+            return Fingerprint(id(value), frozenset(), ("module:" + str(name)).encode(), True, frozenset())
         cached = self._by_id.get(id(value))
         if cached is not None and cached[0] is value:
             known = cached[1]
@@ -309,44 +414,132 @@ class FingerprintTaker:
                 return known  # two names bound to one object: one fingerprint
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a library's pickling warnings must not land in the cell
-            result = self._take(value, hash_large, previous)
+            result = self._take(value, hash_large, previous, estimate)
+        if not result.links_known and previous is not None and not previous.link_ids <= result.link_ids:
+            # Whatever it shared before, it may share still.
+            result = replace(result, link_ids=result.link_ids | previous.link_ids)
         self._by_id[id(value)] = (value, result)
         return result
 
-    def _take(self, value: object, hash_large: bool, previous: Fingerprint | None) -> Fingerprint:
-        if type(value) in _ATOMS:
-            return Fingerprint(id(value), frozenset(), _ATOM_DIGEST, True, frozenset())
-        if isinstance(value, types.ModuleType):
-            name = getattr(value, "__name__", "") or ""
-            return Fingerprint(id(value), frozenset(), ("module:" + str(name)).encode(), True, frozenset())
+    def unmeasured(self, value: object, old: Fingerprint) -> Fingerprint:
+        """``old`` after a cell that may have changed ``value`` without it being fingerprinted again.
+
+        Its content may have changed (the cell counts as modifying it), and so may what it
+        reaches: ``links_known`` becomes false, so that ``covariables`` joins it with what the
+        cell touched. A numeric array or a bytearray cannot come to reach another object: its
+        fingerprint stands.
+        """
+        kind = type(value)
+        numpy = sys.modules.get("numpy")
+        if kind in _REFERENCE_FREE or (numpy is not None and kind is numpy.ndarray and not value.dtype.hasobject):
+            return old
+        return replace(old, links_known=False) if old.links_known else old
+
+    def _take(self, value: object, hash_large: bool, previous: Fingerprint | None, estimate: bool) -> Fingerprint:
+        reason = known_unserializable(value)
+        if reason is not None:
+            # A walk cut short last time would be cut short again: its links stay unknown.
+            return self._unserializable(value, reason, walk=previous is None or previous.links_known)
         try:
-            first = _dump(value)
-        except (Exception, RecursionError):  # noqa: BLE001 - any failure means "cannot compare"
-            return self._unserializable(value)
+            first = self._first_dump(value, estimate)
+        except (Exception, RecursionError) as error:  # noqa: BLE001 - any failure means "cannot compare"
+            return self._unserializable(value, unserializable_reason(error))
+        if isinstance(first, Fingerprint):
+            return first  # too big: estimated
         digest, total = self._digest(first, hash_large)
         if (
             previous is not None
             and previous.serializable
             and digest is not None
             and digest == previous.digest
-            and previous.link_ids <= self._link_ids(value, first.objects)
+            and self._still_reaches(value, first, previous.link_ids)
         ):
             # Same bytes, and every object it shared is still reached: unchanged. (While those
             # objects live, no temporary of this pickle can have one of their ids.)
             return previous
         objects = first.objects
-        if _may_hold_temporaries(objects, self._verdicts):
+        reached = len(objects)
+        kinds = set(map(type, objects))
+        link_ids = self._link_ids(value, objects, kinds)
+        # Temporaries only matter when something besides the value itself links (not so for a
+        # numeric array, whose reduction makes tuples and strings only).
+        if len(link_ids - {id(value)}) and _may_hold_temporaries(kinds, self._verdicts):
             try:
                 second = _dump(value)  # ``first`` stays alive: its temporaries' ids cannot come back
-            except (Exception, RecursionError):  # noqa: BLE001
-                return self._unserializable(value)
-            persistent = {id(obj) for obj in second.objects}
-            objects = [obj for obj in objects if id(obj) in persistent]
+            except (Exception, RecursionError) as error:  # noqa: BLE001
+                return self._unserializable(value, unserializable_reason(error))
+            persistent = first.memo.keys() & second.memo.keys()
             del second
-        link_ids = self._link_ids(value, objects)
+            objects = list(map(itemgetter(1), map(first.memo.__getitem__, persistent)))
+            kinds = set(map(type, objects))
+            link_ids = self._link_ids(value, objects, kinds)
         return Fingerprint(
-            id(value), frozenset(link_ids), digest, True, _code_reads(objects), total if digest else 0, len(first.objects)
+            id(value),
+            frozenset(link_ids),
+            digest,
+            True,
+            _code_reads(objects, kinds),
+            total if digest else 0,
+            reached,
+            size=total,
+            size_exact=True,
         )
+
+    def _first_dump(self, value: object, estimate: bool) -> _Dump | Fingerprint:
+        """The value's pickle or, with ``estimate``, the stand-in fingerprint of a graph too big for one.
+
+        A big built-in container is estimated first: even one frame of its pickle can cost more
+        than the estimate (a frame of instances gives each its ``__dict__``, and the allocations
+        set off the garbage collector). Anything else is pickled, and if its pickle outgrows one
+        frame (``FRAME_BYTES``, most never do), estimated. A graph the estimate misses (inside a
+        library object) is still stopped by ``IN_BAND_BUDGET``.
+        """
+        if not estimate:
+            return _dump(value)
+        if not is_big_container(value):
+            try:
+                return _dump(value, FRAME_BYTES)
+            except _OverBudget:
+                pass
+        graph = estimate_graph(value, self._skip_ids)
+        if graph is not None and graph.unserializable_reason is not None:
+            return self._unserializable(value, graph.unserializable_reason, graph)
+        if graph is not None and graph.objects > PER_CELL_OBJECT_BUDGET:
+            return self._estimated(value, graph, graph.objects, graph.size)
+        try:
+            return _dump(value, IN_BAND_BUDGET)
+        except _OverBudget as over:
+            # Past the budget, and at least that many bytes.
+            objects = max(graph.objects if graph else 0, PER_CELL_OBJECT_BUDGET + 1)
+            return self._estimated(value, graph, objects, max(graph.size if graph else 0, over.written))
+
+    def _estimated(self, value: object, graph: GraphEstimate | None, objects: int, size: int) -> Fingerprint:
+        """The stand-in fingerprint of a graph too big to pickle per cell (see the module doc)."""
+        link_ids = frozenset((id(value),)) if self.link_filter.links(value) else frozenset()
+        return Fingerprint(
+            id(value),
+            link_ids,
+            None,
+            True,
+            self._estimated_code_reads(graph),
+            reached=objects,
+            size=size,
+            size_exact=False,
+            links_known=False,
+        )
+
+    def _estimated_code_reads(self, graph: GraphEstimate | None) -> frozenset:
+        """What the notebook code of a graph known only by its estimate may read.
+
+        The sample's notebook code, plus that of every notebook function and class bound in the
+        namespace: stand-ins for instances of notebook classes the sample missed.
+        """
+        names: set[str] = set()
+        seen: set[int] = set()
+        for code in (*(graph.notebook_code if graph is not None else ()), *list(self.namespace.values())):
+            if is_notebook_code(code):
+                names.update(global_names_of(code, seen) or ())
+        return frozenset(names)
 
     def _digest(self, dump: _Dump, hash_large: bool) -> tuple[bytes | None, int]:
         total = len(dump.data) + sum(_buffer_view(buffer).nbytes for buffer in dump.buffers)
@@ -358,24 +551,49 @@ class FingerprintTaker:
         self.hashed_bytes += total
         return hasher.digest(), total
 
-    def _link_ids(self, value: object, objects: list) -> set[int]:
+    def _still_reaches(self, value: object, dump: _Dump, link_ids: frozenset) -> bool:
+        """Whether every id of ``link_ids`` is still one the value links through."""
+        # Usually they are all in the memo (a set operation); the value itself and the bases of
+        # array views are not, and need the full link ids.
+        missing = link_ids - dump.memo.keys()
+        return not missing or missing <= self._link_ids(value, dump.objects)
+
+    def _link_ids(self, value: object, objects: list, kinds: set | None = None) -> set[int]:
+        """:param kinds: the types of ``objects``, when known."""
         # Tuples and frozensets carry no state of their own (what they hold is in the memo too),
         # and constant tuples of library code turn up in unrelated pickles: they never link.
-        link_ids = self.link_filter.linking_ids(
-            [obj for obj in objects if not isinstance(obj, _IMMUTABLE_CONTAINERS)], value, top_always_links=False
-        )
+        link_ids = self.link_filter.linking_ids(objects, value, top_always_links=False, ignored_bases=_IMMUTABLE_CONTAINERS)
         if isinstance(value, _IMMUTABLE_CONTAINERS):
             link_ids.discard(id(value))
         numpy = sys.modules.get("numpy")
         if numpy is not None:
-            link_ids |= _array_bases([value, *objects] if type(value) is numpy.ndarray else objects, numpy)
+            kinds = set(map(type, objects)) if kinds is None else kinds
+            arrays = _of_kinds(objects, {numpy.ndarray}) if numpy.ndarray in kinds else []
+            if type(value) is numpy.ndarray:
+                arrays.append(value)
+            link_ids |= _array_bases(arrays)
         return link_ids
 
-    def _unserializable(self, value: object) -> Fingerprint:
+    def _unserializable(
+        self, value: object, reason: str, graph: GraphEstimate | None = None, walk: bool = True
+    ) -> Fingerprint:
+        """The fingerprint of a value pickle cannot save.
+
+        :param graph: its estimate, if one was taken (a graph past the budget is not walked).
+        :param walk: ``False`` leaves its links unknown without walking its references.
+        """
+        objects, complete = [value], False
         try:
-            objects = reachable_objects(value, self._skip_ids)
+            if walk and (graph is None or graph.objects <= PER_CELL_OBJECT_BUDGET):
+                objects, complete = reachable_objects(value, self._skip_ids)
             link_ids = self.link_filter.linking_ids(objects, value, top_always_links=False)
             reads = _code_reads(objects)
-        except Exception:  # noqa: BLE001 - links unknown: it links with nothing but itself
-            link_ids, reads = {id(value)}, frozenset()
-        return Fingerprint(id(value), frozenset(link_ids), None, False, reads)
+        except Exception:  # noqa: BLE001 - the walk failed: links unknown
+            link_ids, reads, complete = set(), frozenset(), False
+        if not complete:
+            # Joined conservatively (``covariables``); reads as for an estimated graph.
+            link_ids.add(id(value))
+            reads |= self._estimated_code_reads(graph)
+        return Fingerprint(
+            id(value), frozenset(link_ids), None, False, reads, unserializable_reason=reason, links_known=complete
+        )

@@ -66,6 +66,7 @@ def rebuild_records(shell) -> list[dict]:
                 "read_all": True,
                 "modified": [],
                 "groups": [],
+                "group_costs": [],
                 "effects_known": False,
                 "timing_known": False,
             }

@@ -19,6 +19,7 @@ import fractions
 import numbers
 import sys
 import types
+from itertools import compress
 
 _ATOM_TYPES = frozenset(
     {
@@ -34,6 +35,8 @@ _NEVER_MAIN_CALLABLES = (
 )
 _IMMUTABLE_BASES = (numbers.Number, datetime.date, datetime.time, datetime.timedelta, datetime.tzinfo, enum.Enum)
 _CYTHON_FUNCTIONS = frozenset({"cython_function_or_method", "fused_cython_function"})
+#: What a type's instances do in a memo (``LinkFilter._role``).
+_NEVER, _LINKS, _IF_NOTEBOOK = "never", "links", "if notebook code"
 
 
 class LinkFilter:
@@ -45,6 +48,7 @@ class LinkFilter:
     def __init__(self, namespace: dict) -> None:
         self._skip_ids = {id(namespace), id(builtins.__dict__)}
         self._type_verdict: dict[type, bool] = {}
+        self._roles: dict[type, str] = {}
         self._class_owned: set[int] = set()
         self._seen_types: set[type] = set()
         self._modules_seen = self._library_modules()
@@ -106,7 +110,9 @@ class LinkFilter:
         ident = id(obj)
         return ident not in self._skip_ids and ident not in self._class_owned
 
-    def linking_ids(self, memo_objects, top: object, top_always_links: bool = True) -> set[int]:
+    def linking_ids(
+        self, memo_objects, top: object, top_always_links: bool = True, ignored_bases: tuple[type, ...] = ()
+    ) -> set[int]:
         """The ids through which a variable can share state with others.
 
         :param memo_objects: the objects in the variable's pickler memo.
@@ -114,28 +120,40 @@ class LinkFilter:
             identity always links (``b = a``), even for an int or a module; without it (the
             dependency groups of cell records) only when ``links(top)``: equal small ints or
             one module bound to two names share no state.
+        :param ignored_bases: types whose instances (subclasses' too) never link here (the top excepted).
         """
-        linked = {id(top)} if top_always_links or self.links(top) else set()
-        candidates = []
-        for obj in memo_objects:
-            kind = type(obj)
-            if kind is type or isinstance(obj, type):
+        # Decided per type, then the ids picked with C-level iterators: a memo can hold
+        # hundreds of thousands of objects but only a few dozen types.
+        objects = memo_objects if type(memo_objects) is list else list(memo_objects)
+        kinds = list(map(type, objects))
+        linking_kinds: set[type] = set()
+        code_kinds: set[type] = set()
+        for kind in set(kinds):
+            role = self._roles.get(kind)
+            if role is None:
+                role = self._roles[kind] = self._role(kind)
+            if role is _NEVER or (ignored_bases and issubclass(kind, ignored_bases)):
+                continue
+            (linking_kinds if role is _LINKS else code_kinds).add(kind)
+        linked = set(map(id, compress(objects, map(linking_kinds.__contains__, kinds))))
+        # ``&`` first: it walks the smaller set (class-owned ids run into the thousands).
+        linked -= linked & self._skip_ids
+        linked -= linked & self._class_owned
+        if code_kinds:
+            for obj in compress(objects, map(code_kinds.__contains__, kinds)):
                 if getattr(obj, "__module__", None) == "__main__":
                     linked.add(id(obj))
-                continue
-            if kind is types.FunctionType:
-                if getattr(obj, "__module__", None) == "__main__":
-                    linked.add(id(obj))
-                continue
-            if not self._links_by_type(kind):
-                continue
-            self._note_class_attributes(kind)
-            candidates.append(obj)
-        for obj in candidates:
-            ident = id(obj)
-            if ident not in self._skip_ids and ident not in self._class_owned:
-                linked.add(ident)
+        if top_always_links or self.links(top):
+            linked.add(id(top))
         return linked
+
+    def _role(self, kind: type) -> str:
+        if kind is types.FunctionType or issubclass(kind, type):
+            return _IF_NOTEBOOK  # notebook functions and classes link, library ones never
+        if not self._links_by_type(kind):
+            return _NEVER
+        self._note_class_attributes(kind)
+        return _LINKS
 
 
 def group_names(names: list[str], link_ids: dict[str, set[int]]) -> list[list[str]]:

@@ -85,23 +85,21 @@ def parse_cells(cells, where: str = "cells") -> list[dict]:
     return cells
 
 
-def parse_manifest(manifest, where: str = "manifest") -> dict:
-    """Checks a Manifest as a restore needs it."""
-    if not isinstance(manifest, dict):
-        raise _bad(where, "must be an object")
-    _field(manifest, "checkpoint_id", str, where)
-    count = _field(manifest, "execution_count", int, where)
-    if count < 0:
-        raise _bad(where, "'execution_count' must not be negative")
-    groups = _field(manifest, "groups", list, where)
+def _blob_key(obj: dict, at: str) -> str:
+    key = _field(obj, "key", str, at)
+    if not BLOB_KEY.match(key):
+        raise _bad(at, "'key' must match [a-z0-9-]{1,64}")
+    return key
+
+
+def _parse_groups(groups: list, where: str) -> None:
+    """Checks a manifest's groups: blob keys unique, and ``stored_in`` (a reused blob) well formed."""
     keys = set()
     for index, group in enumerate(groups):
         at = f"{where}.groups[{index}]"
         if not isinstance(group, dict):
             raise _bad(at, "must be an object")
-        key = _field(group, "key", str, at)
-        if not BLOB_KEY.match(key):
-            raise _bad(at, "'key' must match [a-z0-9-]{1,64}")
+        key = _blob_key(group, at)
         if key in keys:
             raise _bad(at, f"duplicate key {key!r}")
         keys.add(key)
@@ -113,6 +111,21 @@ def parse_manifest(manifest, where: str = "manifest") -> dict:
             raise _bad(at, "'bytes' must not be negative")
         if not _SHA256.match(_field(group, "sha256", str, at)):
             raise _bad(at, "'sha256' must be 64 lowercase hex digits")
+        stored_in = _field(group, "stored_in", dict, at, optional=True)
+        if stored_in is not None:
+            _field(stored_in, "checkpoint_id", str, f"{at}.stored_in")
+            _blob_key(stored_in, f"{at}.stored_in")
+
+
+def parse_manifest(manifest, where: str = "manifest") -> dict:
+    """Checks a Manifest as a restore needs it."""
+    if not isinstance(manifest, dict):
+        raise _bad(where, "must be an object")
+    _field(manifest, "checkpoint_id", str, where)
+    count = _field(manifest, "execution_count", int, where)
+    if count < 0:
+        raise _bad(where, "'execution_count' must not be negative")
+    _parse_groups(_field(manifest, "groups", list, where), where)
     for index, item in enumerate(_field(manifest, "imports", list, where)):
         at = f"{where}.imports[{index}]"
         if not isinstance(item, dict):
@@ -161,6 +174,10 @@ def parse_command(raw) -> dict:
         parse_target(request.get("target"), f"{where}.target")
         if request.get("recompute") is not None:
             _strings(request["recompute"], f"{where}.recompute")
+        base = _field(request, "base", dict, where, optional=True)
+        if base is not None:
+            _field(base, "checkpoint_id", str, f"{where}.base")
+            _parse_groups(_field(base, "groups", list, f"{where}.base"), f"{where}.base")
     elif op == "restore":
         parse_manifest(request.get("manifest"), f"{where}.manifest")
         parse_cells(request.get("cells", []), f"{where}.cells")

@@ -140,7 +140,7 @@ class Pickled:
         return len(self.data) + sum(buffer.raw().nbytes for buffer in self.buffers)
 
 
-def _reason(error: BaseException) -> str:
+def unserializable_reason(error: BaseException) -> str:
     try:
         text = str(error)
     except Exception:
@@ -225,7 +225,7 @@ def dump_with_pickle(value: object, view_root_ids: set[int]) -> Pickled:
     try:
         pickler.dump(value)
     except Exception as error:  # noqa: BLE001 - any failure means "try dill"
-        raise NotSerializable(_reason(error), [obj for _, obj in pickler.memo.copy().values()]) from error
+        raise NotSerializable(unserializable_reason(error), [obj for _, obj in pickler.memo.copy().values()]) from error
     memo_objects = [obj for _, obj in pickler.memo.copy().values()]
     data = out.getvalue()
     if _refers_to_main(memo_objects) or main_reference(data) is not None:
@@ -257,7 +257,7 @@ def dump_with_dill(value: object, view_root_ids: set[int]) -> Pickled:
             warnings.simplefilter("ignore")
             pickler.dump(value)
     except Exception as error:  # noqa: BLE001 - any failure means "cannot be serialized"
-        raise NotSerializable(_reason(error), [obj for _, obj in pickler.memo.values()]) from error
+        raise NotSerializable(unserializable_reason(error), [obj for _, obj in pickler.memo.values()]) from error
     memo_objects = [obj for _, obj in pickler.memo.values()]
     data = out.getvalue()
     by_name = main_reference(data)

@@ -10,7 +10,8 @@ def namespace_ids(shell) -> dict[str, int]:
     """Maps every name in the namespace (user's or not) to ``id()`` of its value.
 
     The recorder takes this twice per cell, so it is the cheapest possible pass: no filtering
-    (that happens only for the few names a cell changed, see ``is_user_binding``) and no
+    (that happens only for the few names a cell changed, see ``is_user_binding``; filtering
+    here, e.g. IPython's ``_i<N>`` names, costs more per name than it saves later) and no
     references kept (a value the cell deletes is freed at once, as without the agent).
 
     :param shell: the IPython shell.
