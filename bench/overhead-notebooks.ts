@@ -6,7 +6,10 @@
  * 2. `nested-lists`: 200k small lists (plus a 20k-row grid), read and modified over ~30 cells;
  * 3. `many-small-objects`: 100k instances of a `__main__` class and 100k dicts over ~30 cells;
  * 4. `big-arrays`: 4 × 256 MiB numpy arrays (1 GiB), ~30 cells that read them (sums, slices),
- *    a few that modify them in place, and some that touch none of them.
+ *    a few that modify them in place, and some that touch none of them;
+ * 5. `dynamic-code`: ~60 variables, then cells whose reads static analysis cannot see (`exec`,
+ *    `eval`, `globals()[…]`), which the agent treats as reading every variable: what that
+ *    fallback costs.
  */
 
 /** One notebook: a name, what it is, and its cells in order. */
@@ -152,7 +155,36 @@ function bigArrays(): OverheadNotebook {
   };
 }
 
-/** The four notebooks, in the order they run. */
+function dynamicCode(): OverheadNotebook {
+  const cells = [
+    'import numpy as np\nimport pandas as pd',
+    'frame = pd.DataFrame({"a": np.arange(50_000), "b": np.arange(50_000) * 0.5})\nweights = np.ones(1_000_000)',
+  ];
+  for (let k = 0; k < 20; k++) cells.push(`v_${k} = list(range(${k * 10}))\nd_${k} = {"k": ${k}, "v": v_${k}}\ns_${k} = "name${k}"`);
+  const cycle = (i: number): string => {
+    switch (i % 5) {
+      case 0:
+        return `total = eval("sum(v_${i % 20}) + len(d_${i % 20})")`;
+      case 1:
+        return `exec("w_${i} = [x * 2 for x in v_${i % 20}]")`;
+      case 2:
+        return `globals()["g_${i}"] = frame["a"].sum()`;
+      case 3:
+        return `name = vars()["s_${i % 20}"]`;
+      default:
+        return `plain_${i} = v_${i % 20}[:3]`;
+    }
+  };
+  for (let i = 0; i < 30; i++) cells.push(cycle(i));
+  return {
+    name: 'dynamic-code',
+    description:
+      '~60 variables (small lists, dicts, strings, a 50k-row DataFrame, an 8 MB array), then 30 cells, 24 of them using eval, exec, globals() or vars() (reads analysis cannot see: every variable is a candidate) and 6 plain ones',
+    cells,
+  };
+}
+
+/** The notebooks, in the order they run. */
 export function overheadNotebooks(): OverheadNotebook[] {
-  return [typical(), nestedLists(), manySmallObjects(), bigArrays()];
+  return [typical(), nestedLists(), manySmallObjects(), bigArrays(), dynamicCode()];
 }
