@@ -58,6 +58,10 @@ export class HistoryGraph {
   readonly #snapshots: VariableSnapshot[] = [];
   /** The latest snapshot of every name the graph has seen, deleted ones included. */
   readonly #latest = new Map<string, VariableSnapshot>();
+  /** What each cell read, by cell index (plain arrays: the planner walks them thousands of times). */
+  readonly #readsByCell: (readonly VariableSnapshot[])[] = [];
+  /** `prerequisiteCells()`, until the next cell changes which snapshots are active. */
+  #prerequisites: (readonly number[])[] | null = null;
 
   /**
    * Builds the graph of a session's history.
@@ -210,14 +214,33 @@ export class HistoryGraph {
    * @returns every needed cell once, in execution order (the order to re-run them).
    */
   cellsToRecompute(snapshots: Iterable<VariableSnapshot | VariableSnapshotId>): CellExecution[] {
+    const prerequisites = this.prerequisiteCells();
     const needed = new Set<number>();
-    const pending = [...snapshots].map((s) => this.producerOf(s));
-    for (let cell = pending.pop(); cell !== undefined; cell = pending.pop()) {
-      if (needed.has(cell.index)) continue;
-      needed.add(cell.index);
-      for (const read of this.readsOf(cell)) if (!this.isActive(read)) pending.push(this.producerOf(read));
+    // A snapshot's version is the index of the cell that wrote it.
+    const pending = [...snapshots].map((s) => this.#snapshot(s).version);
+    for (let index = pending.pop(); index !== undefined; index = pending.pop()) {
+      if (needed.has(index)) continue;
+      needed.add(index);
+      pending.push(...(prerequisites[index] as readonly number[]));
     }
     return [...needed].sort((a, b) => a - b).map((index) => this.#cellAt(index));
+  }
+
+  /**
+   * For each cell (by index), the cells that must re-run before it can be re-run: the producers of
+   * the inactive snapshots it read, each once. The edges `cellsToRecompute` follows, as plain
+   * arrays for callers that walk them many times (the planner). Depends on which snapshots are
+   * active, so it is worked out again after a cell is appended.
+   */
+  prerequisiteCells(): readonly (readonly number[])[] {
+    if (this.#prerequisites === null) {
+      // Inline `isActive` (no lookups by id): this runs over every read of the session.
+      const active = (s: VariableSnapshot) => !s.deleted && this.#latest.get(s.names[0] ?? '') === s;
+      this.#prerequisites = this.#readsByCell.map((reads) => [
+        ...new Set(reads.filter((read) => !active(read)).map((read) => read.version)),
+      ]);
+    }
+    return this.#prerequisites;
   }
 
   /** The graph as plain data (history-graph-json.ts); `HistoryGraph.fromJSON` reads it back. */
@@ -279,6 +302,8 @@ export class HistoryGraph {
       for (const name of s.names) this.#latest.set(name, s);
     }
     this.#cells.push(cell);
+    this.#readsByCell.push(reads.map((id) => this.variableSnapshot(id)));
+    this.#prerequisites = null;
     // Writes all have this cell's version, the highest yet: sorting them keeps the list in order.
     this.#snapshots.push(...[...writes].sort(bySnapshotOrder));
   }

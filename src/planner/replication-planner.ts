@@ -46,6 +46,10 @@ export type GroupPlan = {
   bytesExact: boolean;
   /** α · write + read seconds; null when the group cannot be stored. */
   storeCostS: number | null;
+};
+
+/** A group of an explained plan (`explainReplication`). */
+export type ExplainedGroupPlan = GroupPlan & {
   /** Cells (history indices) that rebuilding this group alone re-runs; null when it cannot be rebuilt. */
   recomputeCells: number[] | null;
   /** Their run time; null when it cannot be rebuilt. */
@@ -73,6 +77,9 @@ export type ReplicationPlan = {
   costS: number;
 };
 
+/** A plan whose groups say what rebuilding each alone would take (`explainReplication`). */
+export type ExplainedPlan = Omit<ReplicationPlan, 'groups'> & { groups: ExplainedGroupPlan[] };
+
 export type PlanOptions = {
   /** Default `optimal`. */
   strategy?: PlanStrategy;
@@ -96,16 +103,7 @@ type Candidate = {
  */
 export function planReplication(graph: HistoryGraph, model: CostModel, options: PlanOptions = {}): ReplicationPlan {
   const strategy = options.strategy ?? 'optimal';
-  const annotations = graph.cellExecutions.map((cell) => cellAnnotations(cell.code, options.tags?.get(cell.index)));
-  const candidates = graph.activeSnapshots().map((snapshot): Candidate => {
-    const producer = graph.producerOf(snapshot);
-    return {
-      snapshot,
-      producer,
-      storeCost: snapshot.serializable === false ? Infinity : storeCostS(snapshot.bytes ?? 0, model),
-      forcedStore: annotations[producer.index]?.alwaysStore === true,
-    };
-  });
+  const { annotations, candidates } = planningFacts(graph, model, options.tags);
   let stored: Set<string>;
   if (strategy === 'optimal') stored = optimalStoreSet(graph, model, candidates, annotations);
   else if (strategy === 'store-all') stored = new Set(candidates.filter((c) => c.storeCost < Infinity).map((c) => c.snapshot.id));
@@ -123,32 +121,31 @@ function optimalStoreSet(
   const network = new FlowNetwork();
   const source = network.addNode();
   const sink = network.addNode();
+  const prerequisites = graph.prerequisiteCells();
   const cellNodes = new Map<number, number>();
-  const pending: CellExecution[] = [];
-  const cellNode = (cell: CellExecution): number => {
-    let node = cellNodes.get(cell.index);
+  const pending: number[] = [];
+  const cellNode = (index: number): number => {
+    let node = cellNodes.get(index);
     if (node === undefined) {
       node = network.addNode();
-      cellNodes.set(cell.index, node);
-      const neverRerun = annotations[cell.index]?.neverRerun === true;
-      network.addEdge(node, sink, neverRerun ? Infinity : rerunCostS(cell, model));
-      pending.push(cell);
+      cellNodes.set(index, node);
+      const neverRerun = annotations[index]?.neverRerun === true;
+      network.addEdge(node, sink, neverRerun ? Infinity : rerunCostS(graph.cellExecutions[index] as CellExecution, model));
+      pending.push(index);
     }
     return node;
   };
   const snapshotNodes = candidates.map((c) => {
     const node = network.addNode();
     network.addEdge(source, node, c.storeCost);
-    network.addEdge(node, cellNode(c.producer), Infinity);
+    network.addEdge(node, cellNode(c.producer.index), Infinity);
     if (c.forcedStore) network.addEdge(node, sink, Infinity);
     return node;
   });
   // Each cell needs the producers of the inactive snapshots it read (active ones are decided on their own).
-  for (let cell = pending.pop(); cell !== undefined; cell = pending.pop()) {
-    const from = cellNodes.get(cell.index) as number;
-    for (const read of graph.readsOf(cell)) {
-      if (!graph.isActive(read)) network.addEdge(from, cellNode(graph.producerOf(read)), Infinity);
-    }
+  for (let index = pending.pop(); index !== undefined; index = pending.pop()) {
+    const from = cellNodes.get(index) as number;
+    for (const needed of prerequisites[index] as readonly number[]) network.addEdge(from, cellNode(needed), Infinity);
   }
   const cut = network.minCut(source, sink);
   if (cut.value === Infinity) throw impossiblePlan(graph, candidates, annotations);
@@ -164,37 +161,32 @@ function describePlan(
   annotations: readonly CellAnnotations[],
   stored: ReadonlySet<string>,
 ): ReplicationPlan {
-  // What rebuilding each group alone would re-run: for the explanation, and to refuse a plan
-  // that rebuilds a group needing a never-rerun cell (only a baseline can: the cut never does).
-  const alone = candidates.map((c) => graph.cellsToRecompute([c.snapshot]));
-  const rebuildable = alone.map((cells) => !cells.some((cell) => annotations[cell.index]?.neverRerun));
-  candidates.forEach((c, i) => {
-    if (!stored.has(c.snapshot.id) && !rebuildable[i]) throw impossiblePlan(graph, [c], annotations, strategy);
-  });
-  const rerun = graph.cellsToRecompute(candidates.filter((c) => !stored.has(c.snapshot.id)).map((c) => c.snapshot));
+  const closure = new CellClosure(graph);
+  const rebuilt = candidates.filter((c) => !stored.has(c.snapshot.id));
+  const rerun = closure.of(rebuilt.map((c) => c.producer.index)).map((index) => graph.cellExecutions[index] as CellExecution);
+  if (rerun.some((cell) => annotations[cell.index]?.neverRerun)) {
+    // Only a baseline gets here (the cut never re-runs such a cell): name the group that needs it.
+    const blocked = rebuilt.filter((c) => closure.of([c.producer.index]).some((index) => annotations[index]?.neverRerun));
+    throw impossiblePlan(graph, blocked, annotations, strategy);
+  }
   let checkpointS = 0;
   let loadS = 0;
-  const groups = candidates.map((c, i): GroupPlan => {
+  const groups = candidates.map((c): GroupPlan => {
     const { snapshot } = c;
-    const cells = alone[i] as CellExecution[];
-    const recomputeCostS = rebuildable[i] ? sum(cells.map((cell) => rerunCostS(cell, model))) : null;
     const decision = stored.has(snapshot.id) ? 'store' : 'recompute';
     if (decision === 'store') {
       const { writeS, readS } = transferSeconds(snapshot.bytes ?? 0, model);
       checkpointS += writeS;
       loadS += readS;
     }
-    const storeCost = c.storeCost === Infinity ? null : c.storeCost;
     return {
       snapshotId: snapshot.id,
       names: [...snapshot.names],
       decision,
-      reason: reasonFor(strategy, decision, c, cells, recomputeCostS, annotations),
+      reason: reasonFor(strategy, decision, c, null, annotations),
       bytes: snapshot.bytes ?? null,
       bytesExact: snapshot.bytesExact === true,
-      storeCostS: storeCost,
-      recomputeCells: rebuildable[i] ? cells.map((cell) => cell.index) : null,
-      recomputeCostS,
+      storeCostS: c.storeCost === Infinity ? null : c.storeCost,
     };
   });
   const rerunS = sum(rerun.map((cell) => rerunCostS(cell, model)));
@@ -208,12 +200,88 @@ function describePlan(
   };
 }
 
+/**
+ * The plan with, for every group, the cells rebuilding it alone would re-run and their run time,
+ * and a reason that quotes them. Separate from `planReplication` because it walks the history
+ * once per group (quadratic on long dependency chains): a checkpoint needs only the decisions,
+ * a person reading the plan needs this.
+ * @param plan a plan of this same graph.
+ */
+export function explainReplication(graph: HistoryGraph, plan: ReplicationPlan, options: Pick<PlanOptions, 'tags'> = {}): ExplainedPlan {
+  const { annotations, candidates } = planningFacts(graph, plan.costModel, options.tags);
+  const byId = new Map(candidates.map((c) => [c.snapshot.id, c]));
+  const closure = new CellClosure(graph);
+  return {
+    ...plan,
+    groups: plan.groups.map((group) => {
+      const c = byId.get(group.snapshotId);
+      if (c === undefined) throw new RangeError(`the plan's group ${group.snapshotId} is not a group of this graph`);
+      const cells = closure.of([c.producer.index]).map((index) => graph.cellExecutions[index] as CellExecution);
+      const rebuildable = !cells.some((cell) => annotations[cell.index]?.neverRerun);
+      const recomputeCostS = rebuildable ? sum(cells.map((cell) => rerunCostS(cell, plan.costModel))) : null;
+      return {
+        ...group,
+        reason: reasonFor(plan.strategy, group.decision, c, { cells, recomputeCostS }, annotations),
+        recomputeCells: rebuildable ? cells.map((cell) => cell.index) : null,
+        recomputeCostS,
+      };
+    }),
+  };
+}
+
+/** What every strategy needs: each cell's marks, each active group's store cost and producer. */
+function planningFacts(
+  graph: HistoryGraph,
+  model: CostModel,
+  tags: PlanOptions['tags'],
+): { annotations: CellAnnotations[]; candidates: Candidate[] } {
+  const annotations = graph.cellExecutions.map((cell) => cellAnnotations(cell.code, tags?.get(cell.index)));
+  const candidates = graph.activeSnapshots().map((snapshot): Candidate => {
+    const producer = graph.producerOf(snapshot);
+    return {
+      snapshot,
+      producer,
+      storeCost: snapshot.serializable === false ? Infinity : storeCostS(snapshot.bytes ?? 0, model),
+      forcedStore: annotations[producer.index]?.alwaysStore === true,
+    };
+  });
+  return { annotations, candidates };
+}
+
+/**
+ * `HistoryGraph.cellsToRecompute` over cell indices, for many queries in a row: one mark array
+ * reused by every query instead of a set per query.
+ */
+class CellClosure {
+  readonly #prerequisites: readonly (readonly number[])[];
+  readonly #mark: Int32Array;
+  #query = 0;
+
+  constructor(graph: HistoryGraph) {
+    this.#prerequisites = graph.prerequisiteCells();
+    this.#mark = new Int32Array(this.#prerequisites.length);
+  }
+
+  /** The cells to re-run to rebuild what the cells `start` wrote, in execution order. */
+  of(start: readonly number[]): number[] {
+    const query = ++this.#query;
+    const found: number[] = [];
+    const pending = [...start];
+    for (let index = pending.pop(); index !== undefined; index = pending.pop()) {
+      if (this.#mark[index] === query) continue;
+      this.#mark[index] = query;
+      found.push(index);
+      for (const needed of this.#prerequisites[index] as readonly number[]) if (this.#mark[needed] !== query) pending.push(needed);
+    }
+    return found.sort((a, b) => a - b);
+  }
+}
+
 function reasonFor(
   strategy: PlanStrategy,
   decision: 'store' | 'recompute',
   c: Candidate,
-  alone: readonly CellExecution[],
-  recomputeCostS: number | null,
+  alone: { cells: readonly CellExecution[]; recomputeCostS: number | null } | null,
   annotations: readonly CellAnnotations[],
 ): string {
   const unserializable = c.snapshot.unserializable?.[0];
@@ -221,7 +289,7 @@ function reasonFor(
     return `it cannot be stored (${unserializable?.name ?? c.snapshot.names[0]}: ${unserializable?.reason ?? 'not serializable'})`;
   }
   if (decision === 'store' && c.forcedStore) return `cell ${cellLabel(c.producer)} is marked always-store`;
-  const blocking = alone.find((cell) => annotations[cell.index]?.neverRerun);
+  const blocking = alone?.cells.find((cell) => annotations[cell.index]?.neverRerun);
   if (decision === 'store' && blocking !== undefined) {
     return `rebuilding it would re-run cell ${cellLabel(blocking)}, which is marked never-rerun`;
   }
@@ -229,9 +297,14 @@ function reasonFor(
   if (strategy === 'recompute-all') return 'the recompute-all plan stores nothing';
   const size = c.snapshot.bytes === undefined ? ' (size unknown: counted as 0 bytes)' : '';
   const store = `storing it costs ${seconds(c.storeCost)}${size}`;
-  const rebuild = `rebuilding it re-runs ${cellList(alone)} (${seconds(recomputeCostS ?? Infinity)})`;
+  if (alone === null) {
+    return decision === 'store'
+      ? `${store}, less than re-running the cells it needs`
+      : `re-running the cells it needs costs less than storing it (${seconds(c.storeCost)}${size})`;
+  }
+  const rebuild = `rebuilding it re-runs ${cellList(alone.cells)} (${seconds(alone.recomputeCostS ?? Infinity)})`;
   if (decision === 'store') return `${store}, less than ${rebuild}`;
-  if ((recomputeCostS ?? Infinity) <= c.storeCost) return `${rebuild}, less than ${store}`;
+  if ((alone.recomputeCostS ?? Infinity) <= c.storeCost) return `${rebuild}, less than ${store}`;
   return `${rebuild}, but other rebuilt groups need those cells too, so on its own it costs less than ${store}`;
 }
 
@@ -298,6 +371,7 @@ function cellList(cells: readonly CellExecution[]): string {
 
 function seconds(s: number): string {
   if (s === Infinity) return 'forever';
+  if (s < 0.0001) return 'under 0.1 ms';
   return s < 0.01 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`;
 }
 

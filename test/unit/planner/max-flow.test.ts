@@ -43,7 +43,8 @@ describe('FlowNetwork.minCut', () => {
       [3, 1, 3],
     ]).minCut(0, 1);
     assert.equal(cut.value, 5);
-    assert.deepEqual([...cut.sourceSide].sort(), [0]);
+    // Two cuts are worth 5 ({0} and {0, 2, 3}); the source side is every node that cannot reach the sink.
+    assert.deepEqual([...cut.sourceSide].sort(), [0, 2, 3]);
   });
 
   it('never cuts an infinite edge, and says so when every cut would', () => {

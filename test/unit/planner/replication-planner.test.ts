@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { isResumeError } from '../../../src/errors.js';
 import { HistoryGraph } from '../../../src/history/index.js';
 import type { CostModel } from '../../../src/planner/cost-model.js';
-import { planReplication, type ReplicationPlan } from '../../../src/planner/replication-planner.js';
+import { explainReplication, planReplication, type ReplicationPlan } from '../../../src/planner/replication-planner.js';
 import { session, type AgentCellFields } from '../history/agent-cells.js';
 
 /** Costs in the tests' own units: 10 bytes take 1 s to write and 1/4 s to read. */
@@ -85,7 +85,10 @@ describe('planReplication', () => {
       assert.deepEqual(plan.rerunCells, [0, 1, 2]);
       assert.ok(Math.abs(plan.costS - 3.2) < 1e-9);
       // Each alone would cost 3.1 to rebuild against 2 to store: the reason says the cells are shared.
-      assert.match(plan.groups[0]?.reason ?? '', /other rebuilt groups need those cells too/);
+      const explained = explainReplication(graph, plan);
+      assert.match(explained.groups[0]?.reason ?? '', /other rebuilt groups need those cells too/);
+      assert.deepEqual(explained.groups[0]?.recomputeCells, [0, 1]);
+      assert.ok(Math.abs((explained.groups[0]?.recomputeCostS ?? 0) - 3.1) < 1e-9);
     });
   });
 
@@ -100,7 +103,10 @@ describe('planReplication', () => {
     const plan = planReplication(graph, { writeBytesPerS: 95 * mb, readBytesPerS: 200 * mb, alpha: 0.05, unknownRuntimeS: 3600 });
     assert.deepEqual(decisions(plan), { arr: 'recompute', result: 'store' });
     assert.deepEqual(plan.rerunCells, [0]);
-    assert.match(plan.groups.find((g) => g.names[0] === 'arr')?.reason ?? '', /rebuilding it re-runs cell \[1\] \(0\.40 s\), less than storing it costs/);
+    assert.match(plan.groups.find((g) => g.names[0] === 'arr')?.reason ?? '', /^re-running the cells it needs costs less than storing it \(/);
+    const explained = explainReplication(graph, plan);
+    assert.match(explained.groups.find((g) => g.names[0] === 'arr')?.reason ?? '', /^rebuilding it re-runs cell \[1\] \(0\.40 s\), less than storing it costs/);
+    assert.match(explained.groups.find((g) => g.names[0] === 'result')?.reason ?? '', /^storing it costs under 0\.1 ms, less than rebuilding it re-runs cell \[2\] \(120\.00 s\)$/);
   });
 
   it('rebuilds what cannot be stored, and says why', () => {
@@ -127,9 +133,12 @@ describe('planReplication', () => {
       );
 
     it('stores what a never-rerun cell made, however big', () => {
-      const plan = planReplication(graphWith('# resume: never-rerun\nbig = send_email()', 'small = 1'), MODEL);
+      const graph = graphWith('# resume: never-rerun\nbig = send_email()', 'small = 1');
+      const plan = planReplication(graph, MODEL);
       assert.equal(decisions(plan)['big'], 'store');
-      assert.match(plan.groups[0]?.reason ?? '', /marked never-rerun/);
+      const explained = explainReplication(graph, plan);
+      assert.match(explained.groups[0]?.reason ?? '', /^rebuilding it would re-run cell \[1\], which is marked never-rerun$/);
+      assert.equal(explained.groups[0]?.recomputeCells, null);
     });
 
     it('honours never-rerun and always-store notebook tags as well as comments', () => {
