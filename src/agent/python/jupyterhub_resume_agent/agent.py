@@ -112,7 +112,7 @@ class Agent:
         manifest = pending["manifest"]
         try:
             source = open_target(pending["source"], self.settings.timeout_s)
-            report = self.restore(manifest, pending.get("cells") or [], source)
+            report = self.restore(manifest, pending.get("cells") or [], source, pending.get("plan"))
         except Exception as error:  # noqa: BLE001 - the kernel must start whatever happens here
             if not isinstance(error, AgentError):
                 log_exception("the restore at kernel start failed unexpectedly", error)
@@ -131,12 +131,13 @@ class Agent:
         except AgentError as error:
             log_line(f"jupyterhub-resume: could not post the restore report: {error.message}")
 
-    def restore(self, manifest: dict, cells: list[dict], source) -> dict:
+    def restore(self, manifest: dict, cells: list[dict], source, plan: dict | None = None) -> dict:
         """Restores a checkpoint into this kernel and remembers its history.
 
+        :param plan: the service's restore plan, if any (``restorer.restore_by_plan``).
         :returns: the RestoreReport.
         """
-        report = restore(self.shell, manifest, cells, source)
+        report = restore(self.shell, manifest, cells, source, plan)
         # The namespace now holds what the checkpoint holds: its unchanged groups need no upload.
         self.changes.mark(manifest["checkpoint_id"], namespace_ids(self.shell))
         self.restored_cells = list(cells)

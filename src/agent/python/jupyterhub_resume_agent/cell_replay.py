@@ -97,7 +97,7 @@ class CellOutcome:
     error: str | None
 
 
-def replay_cells(shell, cells: list[dict], first_index: int = 0) -> list[CellOutcome]:
+def replay_cells(shell, cells: list[dict], first_index: int = 0, indices: list[int] | None = None) -> list[CellOutcome]:
     """Re-runs cells in order in the user namespace, outputs captured and discarded.
 
     Each cell goes through IPython's input transformer (magics and ``!`` work) and is compiled
@@ -109,6 +109,7 @@ def replay_cells(shell, cells: list[dict], first_index: int = 0) -> list[CellOut
     :param shell: the IPython shell.
     :param cells: the cells to re-run.
     :param first_index: the index of ``cells[0]`` in the history (for the outcomes).
+    :param indices: the history index of each cell instead, when they are not consecutive.
     """
     from IPython.utils.capture import capture_output  # noqa: PLC0415 - only needed here
 
@@ -122,7 +123,7 @@ def replay_cells(shell, cells: list[dict], first_index: int = 0) -> list[CellOut
     try:
         with capture_output(stdout=True, stderr=True, display=True):
             for offset, cell in enumerate(cells):
-                index = first_index + offset
+                index = indices[offset] if indices is not None else first_index + offset
                 try:
                     code = shell.transform_cell(cell.get("code") or "")
                     compiler = shell.compile

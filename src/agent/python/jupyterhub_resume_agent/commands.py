@@ -80,5 +80,5 @@ def _dispatch(agent, request: dict) -> dict:
         )
     if op == "restore":
         source = open_target(request["source"], agent.settings.timeout_s)
-        return agent.restore(request["manifest"], request.get("cells") or [], source)
+        return agent.restore(request["manifest"], request.get("cells") or [], source, request.get("plan"))
     return describe(agent.shell)

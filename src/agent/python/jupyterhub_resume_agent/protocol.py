@@ -147,6 +147,31 @@ def parse_manifest(manifest, where: str = "manifest") -> dict:
     return manifest
 
 
+def _indices(value, where: str) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= -1 for i in value):
+        raise _bad(where, "must be a list of cell indices")
+    return value
+
+
+def parse_restore_plan(plan, where: str = "plan") -> dict | None:
+    """Checks a restore plan: ``{"rerun": [index…], "load_after": {key: index}, "fallback": {key: [index…]}}`` (or ``None``)."""
+    if plan is None:
+        return None
+    if not isinstance(plan, dict):
+        raise _bad(where, "must be an object")
+    _indices(_field(plan, "rerun", list, where), f"{where}.rerun")
+    for field in ("load_after", "fallback"):
+        mapping = _field(plan, field, dict, where)
+        for key, value in mapping.items():
+            if not BLOB_KEY.match(key):
+                raise _bad(f"{where}.{field}", f"{key!r} is not a blob key")
+            if field == "load_after":
+                _indices([value], f"{where}.{field}.{key}")
+            else:
+                _indices(value, f"{where}.{field}.{key}")
+    return plan
+
+
 def parse_command(raw) -> dict:
     """Decodes and checks a command (a JSON string or an already decoded object).
 
@@ -182,6 +207,7 @@ def parse_command(raw) -> dict:
         parse_manifest(request.get("manifest"), f"{where}.manifest")
         parse_cells(request.get("cells", []), f"{where}.cells")
         parse_target(request.get("source"), f"{where}.source")
+        parse_restore_plan(request.get("plan"), f"{where}.plan")
     return request
 
 
@@ -199,4 +225,5 @@ def parse_register_answer(answer) -> dict:
         parse_manifest(restore.get("manifest"), f"{where}.restore.manifest")
         parse_cells(restore.get("cells", []), f"{where}.restore.cells")
         parse_target(restore.get("source"), f"{where}.restore.source")
+        parse_restore_plan(restore.get("plan"), f"{where}.restore.plan")
     return answer

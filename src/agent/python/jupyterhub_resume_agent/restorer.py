@@ -41,8 +41,12 @@ def _load_group(source, group: dict) -> dict:
     return values
 
 
-def restore(shell, manifest: dict, cells: list[dict], source) -> dict:
+def restore(shell, manifest: dict, cells: list[dict], source, plan: dict | None = None) -> dict:
     """Brings a checkpoint's variables back into this kernel.
+
+    With a ``plan`` (the service's replication plan, see ``restore_by_plan``) only the cells the
+    plan names are re-run, with stored groups loaded at their place in the history. Without one
+    (an older service, ``verify``), the steps below.
 
     1. re-import ``imports``; 2. load each group (a bad or missing blob fails only its
     variables) and bind its names; 3. re-run history from the earliest cell that created a
@@ -56,18 +60,15 @@ def restore(shell, manifest: dict, cells: list[dict], source) -> dict:
     :param manifest: a validated Manifest.
     :param cells: the session's history up to the checkpoint, oldest first.
     :param source: a ``DirTarget`` or ``HttpTarget`` holding the blobs.
+    :param plan: ``{"rerun", "load_after", "fallback"}`` (agent protocol, "Restore plan").
     :returns: the RestoreReport.
     """
+    if plan is not None:
+        return restore_by_plan(shell, manifest, cells, source, plan)
     t_start = time.perf_counter()
     namespace = shell.user_ns
     status: dict[str, dict] = {}
-
-    for item in manifest["imports"]:
-        try:
-            namespace[item["name"]] = importlib.import_module(item["module"])
-            status[item["name"]] = {"name": item["name"], "status": "imported"}
-        except Exception as error:  # noqa: BLE001 - one failed import fails only that name
-            status[item["name"]] = {"name": item["name"], "status": "failed", "error": _reason(error)}
+    _import_modules(namespace, manifest, status)
 
     loaded_groups: list[dict] = []
     for group in manifest["groups"]:
@@ -87,8 +88,105 @@ def restore(shell, manifest: dict, cells: list[dict], source) -> dict:
         _rebuild(shell, recompute, cells, loaded_groups, manifest, status)
 
     shell.execution_count = manifest["execution_count"]
+    return _report(manifest, status, t_start)
 
-    # Every variable the manifest lists gets a line, even one no step accounted for.
+
+def restore_by_plan(shell, manifest: dict, cells: list[dict], source, plan: dict) -> dict:
+    """Restores by the service's replication plan.
+
+    1. Re-import ``imports``. 2. Read every stored group's blob (not yet bound). A group whose
+    blob cannot be loaded (missing, damaged, a library that changed between servers) is rebuilt
+    instead: the cells ``fallback`` names for it join the re-run. 3. Walk the history in order:
+    re-run each planned cell (outputs discarded, errors reported), and bind each loaded group
+    right after the cell ``load_after`` names (-1: before any re-run). A group is bound at the
+    point where the recorded session last changed it, so re-run cells that read it see it as it
+    was, and a re-run cell that made an older version of it cannot overwrite it. 4. Remove what the
+    re-run made that the checkpoint did not have; set the execution counter.
+
+    :param plan: ``{"rerun": [history index…], "load_after": {key: index}, "fallback": {key: [index…]}}``.
+    :returns: the RestoreReport, with ``rerun``: each re-run cell's index and error (or ``None``).
+    """
+    t_start = time.perf_counter()
+    namespace = shell.user_ns
+    status: dict[str, dict] = {}
+    _import_modules(namespace, manifest, status)
+
+    loaded: dict[str, dict] = {}
+    rerun = set(plan["rerun"])
+    not_loaded: list[str] = []
+    for group in manifest["groups"]:
+        try:
+            loaded[group["key"]] = _load_group(source, group)
+        except Exception as error:  # noqa: BLE001 - one bad group is rebuilt, or fails only its variables
+            not_loaded.extend(group["names"])
+            fallback = plan["fallback"].get(group["key"])
+            note = f"loading it failed ({_reason(error)})"
+            for name in group["names"]:
+                status[name] = {"name": name, "status": "failed", "error": note if fallback is not None else _reason(error)}
+            if fallback is not None:
+                rerun.update(fallback)
+
+    before = set(user_variables(shell))
+    binds: dict[int, list[dict]] = {}
+    for key, values in loaded.items():
+        binds.setdefault(plan["load_after"].get(key, -1), []).append(values)
+    for values in binds.pop(-1, []):
+        namespace.update(values)
+    errors: dict[int, str | None] = {}
+    batch: list[int] = []
+    for index in sorted(rerun | set(binds)):
+        if index in rerun and 0 <= index < len(cells):
+            batch.append(index)
+        if index in binds:
+            errors.update(_replay(shell, cells, batch))
+            batch = []
+            for values in binds[index]:
+                namespace.update(values)
+    errors.update(_replay(shell, cells, batch))
+
+    stored_names = {name for values in loaded.values() for name in values}
+    for name in stored_names:
+        status[name] = {"name": name, "status": "stored"}
+    known = {item["name"] for item in manifest.get("variables") or []}
+    known |= {name for group in manifest["groups"] for name in group["names"]}
+    known |= {item["name"] for item in manifest["imports"]} | {item["name"] for item in manifest["recompute"]}
+    for name in set(user_variables(shell)) - before - known:
+        namespace.pop(name, None)  # the checkpoint did not have it
+    failed_cells = "; ".join(f"cell {index + 1} of the history: {error}" for index, error in sorted(errors.items()) if error)
+    for name in [item["name"] for item in manifest["recompute"]] + not_loaded:
+        if name in namespace:
+            entry = {"name": name, "status": "recomputed"}
+            if status.get(name, {}).get("status") == "failed":
+                entry["error"] = f"{status[name]['error']}; re-running its cells rebuilt it"
+            status[name] = entry
+        else:
+            why = f"the re-run did not make it ({failed_cells})" if failed_cells else "the re-run did not make it"
+            previous = status.get(name, {}).get("error")
+            status[name] = {"name": name, "status": "failed", "error": f"{previous}; {why}" if previous else why}
+    shell.execution_count = manifest["execution_count"]
+    report = _report(manifest, status, t_start)
+    report["rerun"] = [{"index": index, "error": errors.get(index)} for index in sorted(errors)]
+    return report
+
+
+def _replay(shell, cells: list[dict], indices: list[int]) -> dict[int, str | None]:
+    if not indices:
+        return {}
+    outcomes = replay_cells(shell, [cells[index] for index in indices], indices=indices)
+    return {outcome.index: outcome.error for outcome in outcomes}
+
+
+def _import_modules(namespace: dict, manifest: dict, status: dict) -> None:
+    for item in manifest["imports"]:
+        try:
+            namespace[item["name"]] = importlib.import_module(item["module"])
+            status[item["name"]] = {"name": item["name"], "status": "imported"}
+        except Exception as error:  # noqa: BLE001 - one failed import fails only that name
+            status[item["name"]] = {"name": item["name"], "status": "failed", "error": _reason(error)}
+
+
+def _report(manifest: dict, status: dict, t_start: float) -> dict:
+    """The RestoreReport: every variable the manifest lists gets a line, even one no step accounted for."""
     for item in manifest.get("variables") or []:
         if item["name"] not in status:
             status[item["name"]] = {
