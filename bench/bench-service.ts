@@ -18,6 +18,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { CheckpointRunner } from '../src/checkpoint/checkpoint-runner.js';
+import { DEFAULT_ALPHA } from '../src/planner/cost-model.js';
+import { StoreBandwidth } from '../src/planner/store-bandwidth.js';
 import { HttpHubClient } from '../src/hub/http-hub-client.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { RestoreHandout } from '../src/restore/restore-handout.js';
@@ -116,7 +118,9 @@ export async function startBenchService(dir: string): Promise<BenchService> {
     const identities = new HubIdentities({ hub });
     const agentUrl = `http://127.0.0.1:${port}${PREFIX}`;
     const restores = new RestoreHandout({ store, grants, agentUrl, logger });
-    const checkpoints = new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, metrics, logger });
+    // The round trip measures storing everything: the plan is store-all.
+    const planning = { strategy: 'store-all' as const, alpha: DEFAULT_ALPHA, bandwidth: new StoreBandwidth() };
+    const checkpoints = new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, planning, metrics, logger });
     server = await listen(
       createWebApp({ prefix: PREFIX, serviceName: 'resume', store, blobs, grants, identities, restores, metrics, logger }),
       port,

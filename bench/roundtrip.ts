@@ -153,7 +153,9 @@ async function serviceRoundTrip(bench: Bench): Promise<RoundTripRun> {
     if (instruction === null || instruction.checkpoint_id !== checkpoint.id) {
       throw new ResumeError('RESUME_ERR_BENCH_NO_RESTORE', `The restore handout did not give out checkpoint ${checkpoint.id}.`);
     }
-    const report = await kernel.agent.restore(manifestSchema.parse(instruction.manifest), instruction.cells, instruction.source);
+    const report = await kernel.agent.restore(manifestSchema.parse(instruction.manifest), instruction.cells, instruction.source, {
+      ...(instruction.plan === undefined ? {} : { plan: instruction.plan }),
+    });
     const seconds = secondsSince(t0);
     return { report, seconds, cpu: await restoreCpu.stop() };
   });

@@ -7,7 +7,9 @@ import { JupyterUserServers } from './culler/jupyter-user-servers.js';
 import { StoreKernelAdopter } from './culler/store-kernel-adopter.js';
 import { HttpHubClient } from './hub/http-hub-client.js';
 import { createLogger, type Logger } from './log.js';
+import { StoreBandwidth } from './planner/store-bandwidth.js';
 import { RestoreHandout } from './restore/restore-handout.js';
+import type { BlobStore } from './store/checkpoint-store.js';
 import { migrate } from './store/postgres/migrate.js';
 import { PgBlobStore } from './store/postgres/pg-blob-store.js';
 import { PgCheckpointStore } from './store/postgres/pg-checkpoint-store.js';
@@ -53,6 +55,7 @@ export async function startService(
   }
   const store = new PgCheckpointStore(pool);
   const blobs = new PgBlobStore(pool);
+  const bandwidth = storeBandwidth(config, blobs, logger);
   const hub = new HttpHubClient({ apiUrl: config.hubApiUrl, token: config.hubApiToken, logger });
   const metrics = new ServiceMetrics();
   const grants = new BlobGrants({
@@ -73,6 +76,7 @@ export async function startService(
     grants,
     identities,
     restores,
+    bandwidth,
     metrics,
     logger,
   });
@@ -95,6 +99,7 @@ export async function startService(
       grants,
       agentUrl: config.agentUrl,
       timeoutMs: config.checkpointTimeoutS * 1000,
+      planning: { strategy: config.plan, alpha: config.planAlpha, bandwidth },
       metrics,
       logger,
     });
@@ -146,4 +151,29 @@ function listen(app: import('express').Express, host: string, port: number): Pro
     server.once('listening', () => resolve(server));
     server.once('error', reject);
   });
+}
+
+/** Bytes the start-up probe writes and reads back: enough to see past per-chunk costs, under a second here. */
+const PROBE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The blob store's bandwidth for the planner: what the admin set, else measured in the background
+ * (checkpoints before the probe answers use the assumption in store-bandwidth.ts).
+ */
+function storeBandwidth(config: Config, blobs: BlobStore, logger: Logger): StoreBandwidth {
+  const bandwidth = new StoreBandwidth({
+    ...(config.storeWriteMbps === undefined ? {} : { writeBytesPerS: config.storeWriteMbps * 1e6 }),
+    ...(config.storeReadMbps === undefined ? {} : { readBytesPerS: config.storeReadMbps * 1e6 }),
+  });
+  if (!bandwidth.configured) {
+    blobs.measureBandwidth(PROBE_BYTES).then(
+      (measured) => {
+        bandwidth.probed(measured);
+        const mbps = (v: number) => Math.round(v / 1e5) / 10;
+        logger.info({ writeMBps: mbps(measured.writeBytesPerS), readMBps: mbps(measured.readBytesPerS) }, 'blob store bandwidth measured');
+      },
+      (e: unknown) => logger.warn({ reason: String(e) }, 'could not measure the blob store bandwidth; planning with the assumed one'),
+    );
+  }
+  return bandwidth;
 }

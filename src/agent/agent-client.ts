@@ -26,6 +26,7 @@ import {
   type Description,
   type FlushResult,
   type Manifest,
+  type RestorePlan,
   type RestoreReport,
   type Target,
 } from './agent-messages.js';
@@ -124,9 +125,18 @@ export class AgentClient {
    * @param manifest the manifest `checkpoint` returned.
    * @param cells the history to re-run from (the checkpointed kernel's `history()`).
    * @param source where the blobs are.
+   * @param options.plan which cells to re-run and where to bind each group (`restorePlanFor`);
+   *   without it the agent re-runs every cell from the first that made a missing variable.
    */
-  async restore(manifest: Manifest, cells: Cell[], source: Target, options: AgentCommandOptions = {}): Promise<RestoreReport> {
-    return this.command({ op: 'restore', manifest, cells, source }, restoreReportSchema, options, HEAVY_TIMEOUT_MS);
+  async restore(
+    manifest: Manifest,
+    cells: Cell[],
+    source: Target,
+    options: AgentCommandOptions & { plan?: RestorePlan } = {},
+  ): Promise<RestoreReport> {
+    const request: AgentRequest = { op: 'restore', manifest, cells, source };
+    if (options.plan !== undefined) request.plan = options.plan;
+    return this.command(request, restoreReportSchema, options, HEAVY_TIMEOUT_MS);
   }
 
   /** Fingerprints of every user variable and its aliases (for `verify`). */

@@ -146,6 +146,12 @@ export const restoreReportSchema = z.looseObject({
       error: z.string().optional(),
     }),
   ),
+  /** A restore by plan: each re-run cell (history index) and its error, if any. */
+  rerun: z.array(z.looseObject({ index: z.number().int(), error: z.string().nullable() })).optional(),
+  /** A restore by plan: how long reading the stored groups and re-running cells took. */
+  timings: z
+    .looseObject({ load_s: z.number().nonnegative(), rerun_s: z.number().nonnegative(), bytes_loaded: z.number().int().nonnegative() })
+    .optional(),
 });
 /** A restore report (see `restoreReportSchema`). */
 export type RestoreReport = z.infer<typeof restoreReportSchema>;
@@ -183,6 +189,16 @@ export const agentErrorSchema = z.looseObject({
   error: z.looseObject({ type: z.string(), message: z.string(), hint: z.string().optional() }),
 });
 
+/** Which history cells a restore re-runs and where it binds each group (agent protocol, "Restore"). */
+export type RestorePlan = {
+  /** History indices (positions in the restore's `cells`) of the cells to re-run, in execution order. */
+  rerun: number[];
+  /** Manifest group key → the history index after which the group is bound (-1: before any re-run). */
+  load_after: Record<string, number>;
+  /** Manifest group key → history indices that rebuild the group if its blob cannot be loaded. */
+  fallback: Record<string, number[]>;
+};
+
 /** The session's last complete checkpoint, sent with `checkpoint` so unchanged groups are not written again. */
 export type CheckpointBase = { checkpoint_id: string; groups: ManifestGroup[] };
 
@@ -192,5 +208,5 @@ export type AgentRequest =
   | { op: 'flush'; timeout_s: number }
   | { op: 'history' }
   | { op: 'checkpoint'; checkpoint_id: string; target: Target; recompute?: string[]; base?: CheckpointBase }
-  | { op: 'restore'; manifest: Manifest; cells: Cell[]; source: Target }
+  | { op: 'restore'; manifest: Manifest; cells: Cell[]; source: Target; plan?: RestorePlan }
   | { op: 'describe' };

@@ -3,9 +3,14 @@ import type { AgentClient } from '../agent/agent-client.js';
 import { manifestSchema, type CheckpointBase, type Manifest } from '../agent/agent-messages.js';
 import { ResumeError, isResumeError } from '../errors.js';
 import { toCellRecord } from '../history/cell-record.js';
+import { HistoryGraph } from '../history/index.js';
 import type { Logger } from '../log.js';
+import { DEFAULT_UNKNOWN_RUNTIME_S } from '../planner/cost-model.js';
+import { planReplication, type PlanStrategy, type ReplicationPlan } from '../planner/replication-planner.js';
+import type { StoreBandwidth } from '../planner/store-bandwidth.js';
 import type {
   BlobStore,
+  CellRecord,
   Checkpoint,
   CheckpointStore,
   CheckpointTrigger,
@@ -22,6 +27,8 @@ export type CheckpointRunnerOptions = {
   /** Service root as user servers reach it (with trailing slash): blob URLs are built on it. */
   agentUrl: string;
   timeoutMs: number;
+  /** How checkpoints choose what to store (RESUME_PLAN, RESUME_PLAN_ALPHA, the measured bandwidth). */
+  planning: { strategy: PlanStrategy; alpha: number; bandwidth: StoreBandwidth };
   metrics: ServiceMetrics;
   logger: Logger;
 };
@@ -73,10 +80,12 @@ export class CheckpointRunner {
         { minTtlS: this.o.timeoutMs / 1000 + 60 },
       );
       const base = await this.baseFor(session.id);
+      const plan = this.plan((await agent.history()).map(toCellRecord), context);
+      const recompute = plan?.groups.filter((g) => g.decision === 'recompute').flatMap((g) => g.names) ?? [];
       const manifest = await agent.checkpoint(
         checkpoint.id,
         { kind: 'http', url: `${this.o.agentUrl}api/agent/checkpoints/${checkpoint.id}/blobs/`, grant },
-        { timeoutMs: this.o.timeoutMs, ...(base === null ? {} : { base }) },
+        { timeoutMs: this.o.timeoutMs, recompute, ...(base === null ? {} : { base }) },
       );
       if (manifest.checkpoint_id !== checkpoint.id) {
         throw new ResumeError(
@@ -93,8 +102,10 @@ export class CheckpointRunner {
         manifest,
         cells,
         ...blobsOf(manifest),
+        ...(plan === null ? {} : { plan }),
         restoreOnNextStart: trigger === 'cull',
       });
+      this.o.planning.bandwidth.noteWrite(committed.bytesStored, manifest.timings.upload_s);
       const seconds = (performance.now() - started) / 1000;
       metrics.checkpoints.inc({ trigger, status: 'complete' });
       metrics.checkpointDuration.observe(seconds);
@@ -128,6 +139,23 @@ export class CheckpointRunner {
         context,
         cause: e,
       });
+    }
+  }
+
+  /**
+   * What this checkpoint stores and what a restore rebuilds, planned over the kernel's own history.
+   * A plan that cannot be made (an impossible one, a history that does not form a graph) is
+   * logged and the checkpoint stores everything it can, as it did before plans: a checkpoint is
+   * never lost to planning.
+   */
+  private plan(history: CellRecord[], context: Record<string, string>): ReplicationPlan | null {
+    const { strategy, alpha, bandwidth } = this.o.planning;
+    try {
+      const graph = HistoryGraph.fromCells(history);
+      return planReplication(graph, { ...bandwidth.current(), alpha, unknownRuntimeS: DEFAULT_UNKNOWN_RUNTIME_S }, { strategy });
+    } catch (e) {
+      this.o.logger.warn({ ...context, strategy, reason: e instanceof Error ? e.message : String(e) }, 'no plan: storing every group');
+      return null;
     }
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_ALPHA } from '../planner/cost-model.js';
 
 /**
  * Every setting of the service, with its environment variable, default and meaning.
@@ -84,6 +85,26 @@ export const SETTINGS = {
     flag: '--checkpoint-timeout',
     description: 'Seconds one kernel checkpoint may take before it is abandoned (the server is then kept).',
   },
+  plan: {
+    env: 'RESUME_PLAN',
+    flag: '--plan',
+    description: 'What checkpoints store: optimal (store or recompute, by minimum cut), store-all, or recompute-all.',
+  },
+  planAlpha: {
+    env: 'RESUME_PLAN_ALPHA',
+    flag: '--plan-alpha',
+    description: 'Weight of checkpoint time against restore time in the plan: 1 migration-centric, 0.05 restore-centric.',
+  },
+  storeWriteMbps: {
+    env: 'RESUME_STORE_WRITE_MBPS',
+    flag: '--store-write-mbps',
+    description: 'Blob store write bandwidth in MB/s for the plan. Default: measured at start-up, then from real checkpoints.',
+  },
+  storeReadMbps: {
+    env: 'RESUME_STORE_READ_MBPS',
+    flag: '--store-read-mbps',
+    description: 'Blob store read bandwidth in MB/s for the plan. Default: measured at start-up, then from real restores.',
+  },
   grantSecret: {
     env: 'RESUME_GRANT_SECRET',
     flag: '--grant-secret',
@@ -137,6 +158,10 @@ export const configSchema = z
     cullEveryS: seconds.optional(),
     cullOnCheckpointFailure: flag.default(false),
     checkpointTimeoutS: seconds.default(600),
+    plan: z.enum(['optimal', 'store-all', 'recompute-all'], { message: 'must be optimal, store-all or recompute-all' }).default('optimal'),
+    planAlpha: z.coerce.number({ message: 'must be a number' }).min(0, 'must be 0 or more').default(DEFAULT_ALPHA),
+    storeWriteMbps: z.coerce.number({ message: 'must be a number of MB/s' }).positive('must be greater than 0').optional(),
+    storeReadMbps: z.coerce.number({ message: 'must be a number of MB/s' }).positive('must be greater than 0').optional(),
     grantSecret: z.string().min(32, 'must be at least 32 characters').optional(),
     grantTtlS: seconds.default(900),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -7,18 +7,10 @@
  * asked to follow: the agent may have had to rebuild more than planned (a variable that turned
  * out not to be serializable, and everything grouped with it).
  */
-import type { Manifest } from '../agent/agent-messages.js';
+import type { Manifest, RestorePlan } from '../agent/agent-messages.js';
 import type { HistoryGraph, VariableSnapshot } from '../history/index.js';
 
-/** What `restore` with a `plan` expects (agent protocol). */
-export type RestorePlan = {
-  /** History indices of the cells to re-run, in execution order. */
-  rerun: number[];
-  /** Manifest group key → the history index after which the group is bound (-1: before any re-run). */
-  load_after: Record<string, number>;
-  /** Manifest group key → history indices that rebuild the group if its blob cannot be loaded. */
-  fallback: Record<string, number[]>;
-};
+export type { RestorePlan };
 
 /**
  * @param graph the history graph of the checkpoint's own cells (the `cells` the restore receives).

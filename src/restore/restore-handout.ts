@@ -1,5 +1,7 @@
-import type { Cell } from '../agent/agent-messages.js';
+import { manifestSchema, type Cell } from '../agent/agent-messages.js';
 import { toAgentCell } from '../history/cell-record.js';
+import { HistoryGraph } from '../history/index.js';
+import { restorePlanFor, type RestorePlan } from '../planner/restore-plan.js';
 import type { Logger } from '../log.js';
 import type { CheckpointStore, KernelRun, KernelSession } from '../store/checkpoint-store.js';
 import type { BlobGrants } from '../web/auth/blob-grants.js';
@@ -10,6 +12,8 @@ export type RestoreInstruction = {
   manifest: unknown;
   cells: Cell[];
   source: { kind: 'http'; url: string; grant: string };
+  /** Which cells to re-run and where to bind each group (absent: the agent's own replay). */
+  plan?: RestorePlan;
 };
 
 /**
@@ -39,7 +43,11 @@ export class RestoreHandout {
     const checkpoint = await this.store.claimPendingRestore(session.id, run.id);
     if (checkpoint === null) return null;
     this.logger.debug({ user: session.user, runId: run.id, checkpointId: checkpoint.id }, 'restore claimed');
+    // Re-run only what the checkpoint's missing variables need (not every cell after the first of them).
+    const manifest = manifestSchema.safeParse(checkpoint.manifest);
+    const plan = manifest.success ? restorePlanFor(HistoryGraph.fromCells(checkpoint.cells), manifest.data) : undefined;
     return {
+      ...(plan === undefined ? {} : { plan }),
       checkpoint_id: checkpoint.id,
       manifest: checkpoint.manifest,
       cells: checkpoint.cells.map(toAgentCell),

@@ -107,6 +107,8 @@ export type Checkpoint = {
   manifest: unknown;
   /** The session's whole cell history up to this checkpoint, set at commit. */
   cells: CellRecord[];
+  /** The replication plan the checkpoint followed (src/planner), or null (none was made). */
+  plan: unknown;
   /** Bytes of the blobs this checkpoint wrote. */
   bytesStored: number;
   /** Bytes of unchanged groups it referenced from earlier checkpoints of the session instead. */
@@ -117,7 +119,7 @@ export type Checkpoint = {
   restoreReport: unknown;
 };
 
-export type CheckpointSummary = Omit<Checkpoint, 'cells' | 'manifest'> & SessionKey;
+export type CheckpointSummary = Omit<Checkpoint, 'cells' | 'manifest' | 'plan'> & SessionKey;
 
 /** What a blob must be for a checkpoint to commit: its key, size and checksum from the manifest. */
 export type ExpectedBlob = { key: string; bytes: number; sha256: string };
@@ -163,6 +165,8 @@ export interface CheckpointStore {
     cells: CellRecord[];
     blobs: ExpectedBlob[];
     reused?: ReusedBlob[];
+    /** The replication plan the checkpoint followed, kept with it for the API's explanation. */
+    plan?: unknown;
     restoreOnNextStart: boolean;
   }): Promise<Checkpoint>;
   /** Marks a checkpoint that is still `writing` as failed; never touches complete ones. */
@@ -214,4 +218,9 @@ export interface BlobStore {
   stat(checkpointId: string, key: string): Promise<StoredBlob | null>;
   list(checkpointId: string): Promise<StoredBlob[]>;
   deleteCheckpointBlobs(checkpointId: string): Promise<void>;
+  /**
+   * Writes `bytes` of incompressible data the way blobs are written, reads them back, removes
+   * them, and answers the bandwidths seen (bytes per second): the planner's cost model.
+   */
+  measureBandwidth(bytes: number): Promise<{ writeBytesPerS: number; readBytesPerS: number }>;
 }

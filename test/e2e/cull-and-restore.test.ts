@@ -64,6 +64,8 @@ describe('cull and restore, end to end', () => {
       hub,
       databaseUrl: postgres.url,
       clock,
+      // These tests are about storing and restoring every variable (plans: plan-and-restore.test.ts).
+      env: { RESUME_PLAN: 'store-all' },
     });
     admin = new HttpHubClient({ apiUrl: hub.apiUrl, token: hub.adminToken });
     aliceToken = await hub.tokenFor('alice');

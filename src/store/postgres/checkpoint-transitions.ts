@@ -19,6 +19,7 @@ export type CommitInput = {
   cells: CellRecord[];
   blobs: ExpectedBlob[];
   reused?: ReusedBlob[];
+  plan?: unknown;
   restoreOnNextStart: boolean;
 };
 
@@ -73,7 +74,7 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitIn
   const { rows } = await client.query(
     `UPDATE checkpoint
      SET state = 'complete', completed_at = clock_timestamp(), manifest = $2::jsonb, cells = $3::jsonb,
-         bytes_stored = $4, bytes_reused = $5, restore_state = $6
+         bytes_stored = $4, bytes_reused = $5, restore_state = $6, plan = $7::jsonb
      WHERE id = $1
      RETURNING ${CHECKPOINT_COLUMNS}`,
     [
@@ -83,6 +84,7 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitIn
       stored.reduce((sum, b) => sum + b.bytes, 0),
       reused.reduce((sum, r) => sum + r.bytes, 0),
       input.restoreOnNextStart ? 'pending' : 'none',
+      input.plan === undefined ? null : JSON.stringify(input.plan),
     ],
   );
   return toCheckpoint(rows[0]);

@@ -10,7 +10,8 @@
  * Reading fetches one chunk per statement, only when the consumer wants more, through binary
  * COPY (see bytea-copy-query.ts), so a 1 GB blob is never in memory at once.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { ResumeError } from '../../errors.js';
@@ -120,6 +121,39 @@ export class PgBlobStore implements BlobStore {
       );
       return rows.map(toStoredBlob);
     });
+  }
+
+  /**
+   * Writes `bytes` of random data in chunk rows like blobs' (table `blob_bandwidth_probe`: same
+   * storage settings, logged like `blob_chunk`), reads them back through the same binary COPY,
+   * deletes them, and answers what that took.
+   * @throws ResumeError RESUME_ERR_STORE_UNAVAILABLE (503) when Postgres is unreachable.
+   */
+  async measureBandwidth(bytes: number): Promise<{ writeBytesPerS: number; readBytesPerS: number }> {
+    const probeId = randomUUID();
+    const chunks = Math.max(1, Math.ceil(bytes / this.chunkBytes));
+    const chunk = randomBytes(this.chunkBytes); // incompressible, like pickled arrays
+    try {
+      return await withClient(this.pool, async (client) => {
+        const t0 = performance.now();
+        for (let seq = 0; seq < chunks; seq++) {
+          await client.query('INSERT INTO blob_bandwidth_probe (probe_id, seq, data) VALUES ($1, $2, $3)', [probeId, seq, chunk]);
+        }
+        const t1 = performance.now();
+        for (let seq = 0; seq < chunks; seq++) {
+          await copyBytea(
+            client,
+            `COPY (SELECT data FROM blob_bandwidth_probe WHERE probe_id = ${pg.escapeLiteral(probeId)} AND seq = ${seq}) TO STDOUT (FORMAT binary)`,
+          );
+        }
+        const t2 = performance.now();
+        await client.query('DELETE FROM blob_bandwidth_probe WHERE probe_id = $1', [probeId]);
+        const total = chunks * this.chunkBytes;
+        return { writeBytesPerS: total / ((t1 - t0) / 1000), readBytesPerS: total / ((t2 - t1) / 1000) };
+      });
+    } catch (err) {
+      throw mapPgError(err, { probeId });
+    }
   }
 
   /** Deletes every blob of a checkpoint, complete or still being written (their writers then fail). */

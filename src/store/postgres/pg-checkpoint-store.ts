@@ -200,7 +200,7 @@ export class PgCheckpointStore implements CheckpointStore {
     return this.transaction({ runId }, async (client) => {
       const run = await client.query<{ cells: unknown }>(
         `SELECT c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at, c.manifest,
-                c.cells, c.bytes_stored, c.bytes_reused, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
+                c.cells, c.plan, c.bytes_stored, c.bytes_reused, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
                 r.restored_from_checkpoint_id IS NOT NULL AS restored
          FROM kernel_run r LEFT JOIN checkpoint c ON c.id = r.restored_from_checkpoint_id
          WHERE r.id = $1`,

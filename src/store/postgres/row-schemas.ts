@@ -18,7 +18,7 @@ import type {
 
 /** The columns of `checkpoint` that toCheckpoint reads. */
 export const CHECKPOINT_COLUMNS = `id, kernel_session_id, kernel_run_id, state, trigger, created_at, completed_at, manifest,
-  cells, bytes_stored, bytes_reused, error, restore_state, restored_into_run_id, restore_report`;
+  cells, plan, bytes_stored, bytes_reused, error, restore_state, restored_into_run_id, restore_report`;
 
 /** A UUID as Postgres prints it. Ids that do not look like this cannot exist in the store. */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -107,7 +107,7 @@ const checkpointBase = {
   restore_report: z.unknown(),
 };
 
-const checkpointRow = z.object({ ...checkpointBase, manifest: z.unknown(), cells: z.array(storedCell) });
+const checkpointRow = z.object({ ...checkpointBase, manifest: z.unknown(), plan: z.unknown(), cells: z.array(storedCell) });
 const checkpointSummaryRow = z.object({
   ...checkpointBase,
   user_name: z.string(),
@@ -164,7 +164,7 @@ export function toCellRecord(row: unknown): CellRecord {
 /** A `checkpoint` row (all columns) as a Checkpoint. */
 export function toCheckpoint(row: unknown): Checkpoint {
   const r = parseRow(checkpointRow, row, 'checkpoint');
-  return { ...checkpointFields(r), manifest: r.manifest ?? null, cells: r.cells.map(fromCellShape) };
+  return { ...checkpointFields(r), manifest: r.manifest ?? null, plan: r.plan ?? null, cells: r.cells.map(fromCellShape) };
 }
 
 /** A `checkpoint` row without manifest and cells, joined with its session's key. */
@@ -246,7 +246,7 @@ function fromCellShape(r: CellShape): CellRecord {
   };
 }
 
-function checkpointFields(r: z.infer<z.ZodObject<typeof checkpointBase>>): Omit<Checkpoint, 'manifest' | 'cells'> {
+function checkpointFields(r: z.infer<z.ZodObject<typeof checkpointBase>>): Omit<Checkpoint, 'manifest' | 'cells' | 'plan'> {
   return {
     id: r.id,
     sessionId: r.kernel_session_id,

@@ -1,6 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { cellSchema, restoreReportSchema } from '../../agent/agent-messages.js';
+import type { StoreBandwidth } from '../../planner/store-bandwidth.js';
 import type { RestoreHandout } from '../../restore/restore-handout.js';
 import { ResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -36,6 +37,8 @@ export type AgentRouterOptions = {
   grants: BlobGrants;
   identities: HubIdentities;
   restores: RestoreHandout;
+  /** Learns the blob store's read bandwidth from restore reports (for the planner). */
+  bandwidth?: StoreBandwidth;
   metrics: ServiceMetrics;
   logger: Logger;
 };
@@ -106,6 +109,7 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     await store.recordRestoreReport(report.checkpoint_id, run.id, failed.length === 0, report);
     metrics.restores.inc({ status: failed.length === 0 ? 'ok' : 'partial' });
     metrics.restoreDuration.observe(report.duration_s);
+    if (report.timings !== undefined) options.bandwidth?.noteRead(report.timings.bytes_loaded, report.timings.load_s);
     const context = { runId: run.id, kernelId: run.kernelId, checkpointId: report.checkpoint_id };
     if (failed.length === 0) logger.info({ ...context, seconds: report.duration_s }, 'restore completed');
     else logger.warn({ ...context, failed }, 'restore completed with variables that could not be restored');

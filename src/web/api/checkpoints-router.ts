@@ -1,6 +1,8 @@
 import express, { type Response } from 'express';
 import { ResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { HistoryGraph } from '../../history/index.js';
+import { explainReplication, type ExplainedPlan, type ReplicationPlan } from '../../planner/replication-planner.js';
 import type { Checkpoint, CheckpointStore, CheckpointSummary, KernelSession } from '../../store/checkpoint-store.js';
 import { authenticate, type HubIdentities, identityOf, isAdmin, requireServiceAccess } from '../auth/hub-identity.js';
 
@@ -105,11 +107,31 @@ function summaryView(c: CheckpointSummary) {
 
 function detailView(c: Checkpoint, s: KernelSession) {
   const manifest = (c.manifest ?? {}) as { variables?: unknown; recompute?: unknown };
+  const plan = planView(c);
+  const report = (c.restoreReport ?? null) as { duration_s?: number } | null;
   return {
     ...summaryView({ ...c, ...s, id: c.id, createdAt: c.createdAt }),
     variables: manifest.variables ?? [],
     recompute: manifest.recompute ?? [],
     cells: c.cells.length,
+    plan,
     restore_report: c.restoreReport,
+    // After a restore: how long it took against what the plan predicted.
+    restore_time: plan === null || report?.duration_s === undefined ? null : { predicted_s: plan.predicted.restoreS, actual_s: report.duration_s },
   };
+}
+
+/**
+ * The plan the checkpoint followed, each group with what rebuilding it alone would take
+ * (`explainReplication` over the checkpoint's own history); the plan as stored if that history no
+ * longer matches it (cells ran between planning and checkpointing).
+ */
+function planView(c: Checkpoint): ReplicationPlan | ExplainedPlan | null {
+  if (c.plan === null) return null;
+  const plan = c.plan as ReplicationPlan;
+  try {
+    return explainReplication(HistoryGraph.fromCells(c.cells), plan);
+  } catch {
+    return plan;
+  }
 }

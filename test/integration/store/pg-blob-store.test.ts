@@ -237,4 +237,13 @@ describe('PgBlobStore', () => {
     assert.deepEqual(await blobs.list(checkpointId), []);
     assert.deepEqual(await chunkCount(checkpointId), { blobs: 0, chunks: 0, incomplete: 0 });
   });
+
+  it('measures its write and read bandwidth with a probe it leaves no trace of', async () => {
+    const measured = await blobs.measureBandwidth(16 * 1024 * 1024);
+    for (const value of [measured.writeBytesPerS, measured.readBytesPerS]) {
+      assert.ok(Number.isFinite(value) && value > 0, `a bandwidth, not ${value}`);
+    }
+    const { rows } = await postgres.pool.query('SELECT count(*)::int AS n FROM blob_bandwidth_probe');
+    assert.equal((rows[0] as { n: number }).n, 0);
+  });
 });
