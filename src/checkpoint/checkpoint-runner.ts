@@ -14,6 +14,7 @@ import type {
   Checkpoint,
   CheckpointStore,
   CheckpointTrigger,
+  CommitCheckpointInput,
   KernelRun,
   KernelSession,
 } from '../store/checkpoint-store.js';
@@ -80,6 +81,8 @@ export class CheckpointRunner {
         { minTtlS: this.o.timeoutMs / 1000 + 60 },
       );
       const base = await this.baseFor(session.id);
+      // Planned on the history as it is now; the commit below asks again, since a cell the user
+      // ran meanwhile is in the checkpoint and must be in its history too.
       const plan = this.plan((await agent.history()).map(toCellRecord), context);
       const recompute = plan?.groups.filter((g) => g.decision === 'recompute').flatMap((g) => g.names) ?? [];
       const manifest = await agent.checkpoint(
@@ -177,7 +180,7 @@ export class CheckpointRunner {
 }
 
 /** The manifest's groups as the commit checks them: written under this checkpoint, or reused. */
-function blobsOf(manifest: Manifest): Pick<Parameters<CheckpointStore['commitCheckpoint']>[0], 'blobs' | 'reused'> {
+function blobsOf(manifest: Manifest): Pick<CommitCheckpointInput, 'blobs' | 'reused'> {
   const blobs = [];
   const reused = [];
   for (const g of manifest.groups) {

@@ -10,8 +10,6 @@
 import type { Manifest, RestorePlan } from '../agent/agent-messages.js';
 import type { HistoryGraph, VariableSnapshot } from '../history/index.js';
 
-export type { RestorePlan };
-
 /**
  * @param graph the history graph of the checkpoint's own cells (the `cells` the restore receives).
  * @param manifest the checkpoint's manifest.

@@ -1,7 +1,7 @@
-import { manifestSchema, type Cell } from '../agent/agent-messages.js';
+import { manifestSchema, type Cell, type RestorePlan } from '../agent/agent-messages.js';
 import { toAgentCell } from '../history/cell-record.js';
 import { HistoryGraph } from '../history/index.js';
-import { restorePlanFor, type RestorePlan } from '../planner/restore-plan.js';
+import { restorePlanFor } from '../planner/restore-plan.js';
 import type { Logger } from '../log.js';
 import type { CheckpointStore, KernelRun, KernelSession } from '../store/checkpoint-store.js';
 import type { BlobGrants } from '../web/auth/blob-grants.js';

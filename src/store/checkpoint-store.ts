@@ -133,6 +133,20 @@ export type BlobAddress = { checkpointId: string; key: string };
  */
 export type ReusedBlob = ExpectedBlob & { storedIn: BlobAddress };
 
+/** What `CheckpointStore.commitCheckpoint` needs. */
+export type CommitCheckpointInput = {
+  checkpointId: string;
+  manifest: unknown;
+  cells: CellRecord[];
+  /** Blobs this checkpoint wrote. */
+  blobs: ExpectedBlob[];
+  /** Groups it references from earlier checkpoints of the session instead. */
+  reused?: ReusedBlob[];
+  /** The replication plan the checkpoint followed, kept with it for the API's explanation. */
+  plan?: unknown;
+  restoreOnNextStart: boolean;
+};
+
 export interface CheckpointStore {
   /** Finds or creates the session for this key. */
   upsertSession(key: SessionKey): Promise<KernelSession>;
@@ -159,16 +173,7 @@ export interface CheckpointStore {
    * RESUME_ERR_CHECKPOINT_NOT_WRITING (409) when it is already failed or committed; committing again
    * with the same manifest returns the committed checkpoint (a retry after a lost reply).
    */
-  commitCheckpoint(input: {
-    checkpointId: string;
-    manifest: unknown;
-    cells: CellRecord[];
-    blobs: ExpectedBlob[];
-    reused?: ReusedBlob[];
-    /** The replication plan the checkpoint followed, kept with it for the API's explanation. */
-    plan?: unknown;
-    restoreOnNextStart: boolean;
-  }): Promise<Checkpoint>;
+  commitCheckpoint(input: CommitCheckpointInput): Promise<Checkpoint>;
   /** Marks a checkpoint that is still `writing` as failed; never touches complete ones. */
   failCheckpoint(checkpointId: string, error: string): Promise<void>;
   getCheckpoint(id: string): Promise<Checkpoint | null>;

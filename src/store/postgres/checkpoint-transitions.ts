@@ -8,20 +8,9 @@
  */
 import type pg from 'pg';
 import { ResumeError } from '../../errors.js';
-import type { CellRecord, Checkpoint, ExpectedBlob, ReusedBlob } from '../checkpoint-store.js';
+import type { Checkpoint, CommitCheckpointInput, ExpectedBlob, ReusedBlob } from '../checkpoint-store.js';
 import { CHECKPOINT_COLUMNS, cellToJson, isUuid, toCheckpoint, toStoredBlob } from './row-schemas.js';
 import { checkpointNotFound, checkpointNotWriting, runNotFound } from './store-errors.js';
-
-/** What commitCheckpoint needs (CheckpointStore.commitCheckpoint's input). */
-export type CommitInput = {
-  checkpointId: string;
-  manifest: unknown;
-  cells: CellRecord[];
-  blobs: ExpectedBlob[];
-  reused?: ReusedBlob[];
-  plan?: unknown;
-  restoreOnNextStart: boolean;
-};
 
 /**
  * Verifies the checkpoint's stored blobs against the expected ones and flips it to complete.
@@ -30,7 +19,7 @@ export type CommitInput = {
  * @throws ResumeError RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (the transaction must roll back),
  *   RESUME_ERR_CHECKPOINT_NOT_FOUND, RESUME_ERR_CHECKPOINT_NOT_WRITING.
  */
-export async function commitCheckpointRow(client: pg.PoolClient, input: CommitInput): Promise<Checkpoint | null> {
+export async function commitCheckpointRow(client: pg.PoolClient, input: CommitCheckpointInput): Promise<Checkpoint | null> {
   const { checkpointId } = input;
   const manifest = JSON.stringify(input.manifest);
   const sessionId = await lockSessionOf(client, checkpointId);

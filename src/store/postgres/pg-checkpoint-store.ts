@@ -14,11 +14,12 @@ import type {
   CheckpointStore,
   CheckpointSummary,
   CheckpointTrigger,
+  CommitCheckpointInput,
   KernelRun,
   KernelSession,
   SessionKey,
 } from '../checkpoint-store.js';
-import { claimRestore, commitCheckpointRow, makeRestorePending, recordRestoreOutcome, type CommitInput } from './checkpoint-transitions.js';
+import { claimRestore, commitCheckpointRow, makeRestorePending, recordRestoreOutcome } from './checkpoint-transitions.js';
 import { mapPgError, sqlState } from './map-pg-error.js';
 import { withClient, withTransaction } from './pool.js';
 import {
@@ -238,7 +239,7 @@ export class PgCheckpointStore implements CheckpointStore {
    * @throws ResumeError RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (409, nothing changed),
    *   RESUME_ERR_CHECKPOINT_NOT_FOUND (404), RESUME_ERR_CHECKPOINT_NOT_WRITING (409).
    */
-  async commitCheckpoint(input: CommitInput): Promise<Checkpoint> {
+  async commitCheckpoint(input: CommitCheckpointInput): Promise<Checkpoint> {
     const { checkpointId } = input;
     if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
     if (input.manifest === undefined || input.manifest === null) {
