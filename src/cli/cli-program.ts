@@ -3,9 +3,11 @@
  * (serve-command.ts), `verify` checks a notebook's checkpoint/restore round trip without a hub.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { isResumeError } from '../errors.js';
 import { LocalKernel } from '../jupyter/local-kernel.js';
+import { DEFAULT_ALPHA } from '../planner/cost-model.js';
+import { PLAN_STRATEGIES, type PlanStrategy } from '../planner/replication-planner.js';
 import { formatVerifyTable } from '../verify/verify-table.js';
 import { toVerifyJson, verifyNotebook } from '../verify/verify.js';
 
@@ -66,9 +68,16 @@ export async function runCli(argv: string[], io: CliIO = processIO): Promise<num
     .option('--json', 'print exactly one JSON object instead of a table')
     .option('--after <file>', 'Python code to run in both kernels before comparing (e.g. g_next = next(gen))')
     .option('--allow-errors', 'keep running the notebook when a cell raises')
+    .addOption(
+      new Option('--plan <plan>', 'what the checkpoint stores and the restore rebuilds, as the service\'s RESUME_PLAN')
+        .choices(PLAN_STRATEGIES)
+        .default('optimal'),
+    )
+    .option('--plan-alpha <weight>', 'weight of checkpoint time against restore time (as RESUME_PLAN_ALPHA)', parseWeight, DEFAULT_ALPHA)
+    .option('--no-baselines', 'do not also time the store-all and recompute-all migrations')
     .option('--python <path>', 'Python interpreter with ipykernel (default: the project .venv)')
     .option('--timeout <seconds>', 'deadline for each cell and each agent command', parsePositive, 600)
-    .action(async (notebook: string, opts: { json?: boolean; after?: string; allowErrors?: boolean; python?: string; timeout: number }) => {
+    .action(async (notebook: string, opts: VerifyFlags) => {
       exitCode = await runVerify(notebook, opts, io);
     });
 
@@ -84,11 +93,18 @@ export async function runCli(argv: string[], io: CliIO = processIO): Promise<num
   return exitCode;
 }
 
-async function runVerify(
-  notebook: string,
-  opts: { json?: boolean; after?: string; allowErrors?: boolean; python?: string; timeout: number },
-  io: CliIO,
-): Promise<number> {
+type VerifyFlags = {
+  json?: boolean;
+  after?: string;
+  allowErrors?: boolean;
+  plan: PlanStrategy;
+  planAlpha: number;
+  baselines: boolean;
+  python?: string;
+  timeout: number;
+};
+
+async function runVerify(notebook: string, opts: VerifyFlags, io: CliIO): Promise<number> {
   const controller = new AbortController();
   let signals = 0;
   // First Ctrl-C: stop and clean up (kernels, temp dir). Second: kill the kernels and leave now.
@@ -110,6 +126,9 @@ async function runVerify(
       notebookPath: notebook,
       ...(opts.after === undefined ? {} : { afterPath: opts.after }),
       allowErrors: opts.allowErrors ?? false,
+      plan: opts.plan,
+      alpha: opts.planAlpha,
+      baselines: opts.baselines,
       ...(opts.python === undefined ? {} : { python: opts.python }),
       timeoutMs: opts.timeout * 1000,
       signal: controller.signal,
@@ -142,6 +161,12 @@ async function runVerify(
 function parsePositive(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+function parseWeight(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of 0 or more (1 migration-centric, 0.05 restore-centric)');
   return n;
 }
 

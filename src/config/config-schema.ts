@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_ALPHA } from '../planner/cost-model.js';
+import { PLAN_STRATEGIES } from '../planner/replication-planner.js';
 
 /**
  * Every setting of the service, with its environment variable, default and meaning.
@@ -158,7 +159,7 @@ export const configSchema = z
     cullEveryS: seconds.optional(),
     cullOnCheckpointFailure: flag.default(false),
     checkpointTimeoutS: seconds.default(600),
-    plan: z.enum(['optimal', 'store-all', 'recompute-all'], { message: 'must be optimal, store-all or recompute-all' }).default('optimal'),
+    plan: z.enum(PLAN_STRATEGIES, { message: 'must be optimal, store-all or recompute-all' }).default('optimal'),
     planAlpha: z.coerce.number({ message: 'must be a number' }).min(0, 'must be 0 or more').default(DEFAULT_ALPHA),
     storeWriteMbps: z.coerce.number({ message: 'must be a number of MB/s' }).positive('must be greater than 0').optional(),
     storeReadMbps: z.coerce.number({ message: 'must be a number of MB/s' }).positive('must be greater than 0').optional(),

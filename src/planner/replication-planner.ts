@@ -29,6 +29,7 @@ import type { CellExecution, HistoryGraph, VariableSnapshot } from '../history/i
 import { cellAnnotations, type CellAnnotations } from './cell-annotations.js';
 import { rerunCostS, storeCostS, transferSeconds, type CostModel } from './cost-model.js';
 import { FlowNetwork } from './max-flow.js';
+import { nondeterministicCall } from './nondeterministic-cells.js';
 
 /** The plans a checkpoint can follow: the optimum, and the two baselines it is measured against. */
 export const PLAN_STRATEGIES = ['optimal', 'store-all', 'recompute-all'] as const;
@@ -87,12 +88,19 @@ export type PlanOptions = {
   tags?: ReadonlyMap<number, readonly string[]>;
 };
 
+/** What the planner knows of one cell: the user's marks, and whether a re-run would reproduce it. */
+type CellFacts = CellAnnotations & {
+  /** The call that makes its results differ on a re-run (`random.random`), or null. */
+  nondeterministic: string | null;
+};
+
 /** Facts about one active snapshot that every strategy needs. */
 type Candidate = {
   snapshot: VariableSnapshot;
   producer: CellExecution;
   /** α · write + read, or Infinity when it cannot be serialized. */
   storeCost: number;
+  /** Marked always-store, or made by a cell a re-run would not reproduce (and storable). */
   forcedStore: boolean;
 };
 
@@ -116,7 +124,7 @@ function optimalStoreSet(
   graph: HistoryGraph,
   model: CostModel,
   candidates: readonly Candidate[],
-  annotations: readonly CellAnnotations[],
+  annotations: readonly CellFacts[],
 ): Set<string> {
   const network = new FlowNetwork();
   const source = network.addNode();
@@ -129,8 +137,11 @@ function optimalStoreSet(
     if (node === undefined) {
       node = network.addNode();
       cellNodes.set(index, node);
-      const neverRerun = annotations[index]?.neverRerun === true;
-      network.addEdge(node, sink, neverRerun ? Infinity : rerunCostS(graph.cellExecutions[index] as CellExecution, model));
+      const facts = annotations[index];
+      const cost = rerunCostS(graph.cellExecutions[index] as CellExecution, model);
+      // A cell a re-run would not reproduce is a last resort, like one of unknown duration: what
+      // needs it is stored whenever it can be, and rebuilt from it only when it cannot.
+      network.addEdge(node, sink, facts?.neverRerun ? Infinity : facts?.nondeterministic ? cost + model.unknownRuntimeS : cost);
       pending.push(index);
     }
     return node;
@@ -158,7 +169,7 @@ function describePlan(
   model: CostModel,
   strategy: PlanStrategy,
   candidates: readonly Candidate[],
-  annotations: readonly CellAnnotations[],
+  annotations: readonly CellFacts[],
   stored: ReadonlySet<string>,
 ): ReplicationPlan {
   const closure = new CellClosure(graph);
@@ -234,15 +245,19 @@ function planningFacts(
   graph: HistoryGraph,
   model: CostModel,
   tags: PlanOptions['tags'],
-): { annotations: CellAnnotations[]; candidates: Candidate[] } {
-  const annotations = graph.cellExecutions.map((cell) => cellAnnotations(cell.code, tags?.get(cell.index)));
+): { annotations: CellFacts[]; candidates: Candidate[] } {
+  const annotations = graph.cellExecutions.map(
+    (cell): CellFacts => ({ ...cellAnnotations(cell.code, tags?.get(cell.index)), nondeterministic: nondeterministicCall(cell.code) }),
+  );
   const candidates = graph.activeSnapshots().map((snapshot): Candidate => {
     const producer = graph.producerOf(snapshot);
+    const facts = annotations[producer.index];
+    const storeCost = snapshot.serializable === false ? Infinity : storeCostS(snapshot.bytes ?? 0, model);
     return {
       snapshot,
       producer,
-      storeCost: snapshot.serializable === false ? Infinity : storeCostS(snapshot.bytes ?? 0, model),
-      forcedStore: annotations[producer.index]?.alwaysStore === true,
+      storeCost,
+      forcedStore: facts?.alwaysStore === true || (facts?.nondeterministic != null && storeCost < Infinity),
     };
   });
   return { annotations, candidates };
@@ -282,13 +297,19 @@ function reasonFor(
   decision: 'store' | 'recompute',
   c: Candidate,
   alone: { cells: readonly CellExecution[]; recomputeCostS: number | null } | null,
-  annotations: readonly CellAnnotations[],
+  annotations: readonly CellFacts[],
 ): string {
   const unserializable = c.snapshot.unserializable?.[0];
   if (decision === 'recompute' && c.storeCost === Infinity) {
-    return `it cannot be stored (${unserializable?.name ?? c.snapshot.names[0]}: ${unserializable?.reason ?? 'not serializable'})`;
+    const unreproducible = alone?.cells.find((cell) => annotations[cell.index]?.nondeterministic);
+    const warning = unreproducible === undefined ? '' : `; re-running cell ${cellLabel(unreproducible)} (it calls ${annotations[unreproducible.index]?.nondeterministic}()) may give other values`;
+    return `it cannot be stored (${unserializable?.name ?? c.snapshot.names[0]}: ${unserializable?.reason ?? 'not serializable'})${warning}`;
   }
-  if (decision === 'store' && c.forcedStore) return `cell ${cellLabel(c.producer)} is marked always-store`;
+  const producer = annotations[c.producer.index];
+  if (decision === 'store' && producer?.alwaysStore) return `cell ${cellLabel(c.producer)} is marked always-store`;
+  if (decision === 'store' && c.forcedStore) {
+    return `cell ${cellLabel(c.producer)} calls ${producer?.nondeterministic}(), so a re-run would give other values`;
+  }
   const blocking = alone?.cells.find((cell) => annotations[cell.index]?.neverRerun);
   if (decision === 'store' && blocking !== undefined) {
     return `rebuilding it would re-run cell ${cellLabel(blocking)}, which is marked never-rerun`;
@@ -315,7 +336,7 @@ function reasonFor(
 function impossiblePlan(
   graph: HistoryGraph,
   candidates: readonly Candidate[],
-  annotations: readonly CellAnnotations[],
+  annotations: readonly CellFacts[],
   strategy: PlanStrategy = 'optimal',
 ): ResumeError {
   for (const c of candidates) {

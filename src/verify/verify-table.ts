@@ -9,11 +9,13 @@ import type { VerifyReport } from './verify.js';
  * @returns lines ending with a newline, ready for stdout.
  */
 export function formatVerifyTable(report: VerifyReport): string {
-  const { timings } = report;
+  const { timings, decisions } = report;
+  const rerun = decisions.rerun_cells.length === 0 ? 'no cell re-run' : `re-ran history cells ${decisions.rerun_cells.join(', ')}`;
   const lines = [
     `notebook:  ${report.notebook}`,
-    `plan:      ${report.plan}`,
+    `plan:      ${report.plan}: ${decisions.stored} groups stored, ${decisions.recomputed} rebuilt, ${rerun}`,
     `timings:   run ${timings.run_s.toFixed(2)} s · checkpoint ${timings.checkpoint_s.toFixed(2)} s · restore ${timings.restore_s.toFixed(2)} s`,
+    ...baselineLine(report),
     `stored:    ${formatBytes(report.bytes_stored)}`,
     '',
   ];
@@ -41,6 +43,17 @@ export function formatVerifyTable(report: VerifyReport): string {
     lines.push(`FAILED: ${summary}. Not restored faithfully: ${bad.join(', ')}.`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Checkpoint + restore of this plan next to the two baselines, when they were measured. */
+function baselineLine({ timings }: VerifyReport): string[] {
+  const measured = [
+    ['store-all', timings.dump_session_s],
+    ['recompute-all', timings.rerun_all_s],
+  ].filter((entry): entry is [string, number] => entry[1] !== null);
+  if (measured.length === 0) return [];
+  const migration = timings.checkpoint_s + timings.restore_s;
+  return [`migration: this plan ${migration.toFixed(2)} s · ${measured.map(([name, s]) => `${name} ${s.toFixed(2)} s`).join(' · ')}`];
 }
 
 function formatBytes(bytes: number): string {

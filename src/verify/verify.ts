@@ -2,10 +2,16 @@
  * `verify`: does a notebook's state survive a checkpoint and a restore into a fresh kernel?
  *
  * With no hub and no service: run the notebook's code cells in a new local kernel with the agent,
- * checkpoint everything to a temp directory, optionally run a probe (`--after`), describe the
- * kernel; then restore into a second new kernel (stored groups + the first kernel's history for
- * what must be recomputed), run the same probe there, describe it, and compare variable by
- * variable. Both kernels and the temp directory are always removed.
+ * plan the checkpoint as the service would (`--plan`, default `optimal`, over the temp directory's
+ * measured bandwidth), checkpoint there, optionally run a probe (`--after`), describe the kernel;
+ * then restore into a second new kernel by the plan (stored groups loaded, the rest rebuilt from
+ * the first kernel's history), run the same probe there, describe it, and compare variable by
+ * variable.
+ *
+ * The two baselines are measured in the same run on the same state: the whole migration
+ * (checkpoint + restore into a fresh kernel) of `store-all` (`dump_session_s`, ElasticNotebook's
+ * DumpSession) and of `recompute-all` (`rerun_all_s`, its RerunAll). Every kernel and the temp
+ * directory are always removed.
  *
  * The result's JSON shape is a contract (`toVerifyJson`): later acceptance tests read it.
  */
@@ -16,10 +22,17 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AgentClient } from '../agent/agent-client.js';
 import { AGENT_SOURCE_DIR } from '../agent/agent-injection.js';
-import { ResumeError } from '../errors.js';
+import type { Cell, Manifest, RestoreReport } from '../agent/agent-messages.js';
+import { ResumeError, isResumeError } from '../errors.js';
+import { toCellRecord } from '../history/cell-record.js';
+import { HistoryGraph } from '../history/index.js';
 import type { ExecuteResult } from '../jupyter/kernel-channel.js';
 import { LocalKernel } from '../jupyter/local-kernel.js';
+import { DEFAULT_ALPHA, DEFAULT_UNKNOWN_RUNTIME_S, type CostModel } from '../planner/cost-model.js';
+import { planReplication, type PlanStrategy, type ReplicationPlan } from '../planner/replication-planner.js';
+import { restorePlanFor } from '../planner/restore-plan.js';
 import { compareDescriptions, type VariableComparison } from './compare-descriptions.js';
+import { measureDirBandwidth } from './dir-bandwidth.js';
 import { readNotebookCells } from './notebook-cells.js';
 
 /** Options of `verifyNotebook`. */
@@ -30,6 +43,12 @@ export type VerifyOptions = {
   afterPath?: string;
   /** Run every cell even if some raise (default: stop at the first error). */
   allowErrors?: boolean;
+  /** What the checkpoint stores and what the restore rebuilds (default `optimal`). */
+  plan?: PlanStrategy;
+  /** Weight of checkpoint time against restore time in the optimal plan (default 0.05). */
+  alpha?: number;
+  /** Also time the store-all and recompute-all migrations (default true). */
+  baselines?: boolean;
   /** Python with ipykernel (default: the project's venv). */
   python?: string;
   /** Deadline of each cell, the probe and each agent command; default 10 min. */
@@ -40,15 +59,31 @@ export type VerifyOptions = {
   onProgress?: (message: string) => void;
 };
 
+/** Seconds, each measured in this run. */
+export type VerifyTimings = {
+  /** Running the notebook's cells. */
+  run_s: number;
+  /** The plan's checkpoint (planning included). */
+  checkpoint_s: number;
+  /** The plan's restore into a fresh kernel. */
+  restore_s: number;
+  /** Checkpoint + restore of the store-all plan; null when not measured (`--no-baselines`, or it cannot be made). */
+  dump_session_s: number | null;
+  /** Checkpoint + restore of the recompute-all plan (every cell re-run); null when not measured. */
+  rerun_all_s: number | null;
+};
+
 /** The outcome of a verify run. */
 export type VerifyReport = {
   notebook: string;
   /** True when no variable differs or is missing. */
   ok: boolean;
-  plan: 'store-all';
+  plan: PlanStrategy;
   variables: VariableComparison[];
-  timings: { run_s: number; checkpoint_s: number; restore_s: number };
+  timings: VerifyTimings;
   bytes_stored: number;
+  /** What the plan decided, for people: groups stored and rebuilt, history cells the restore re-ran. */
+  decisions: { stored: number; recomputed: number; rerun_cells: number[] };
   /** Problems worth telling a person that do not fail the run (e.g. the probe raised after restore). */
   warnings: string[];
 };
@@ -57,9 +92,9 @@ export type VerifyReport = {
 export type VerifyJson = {
   notebook: string;
   ok: boolean;
-  plan: 'store-all';
+  plan: PlanStrategy;
   variables: Array<{ name: string; status: VariableComparison['status']; restored_by: VariableComparison['restored_by'] }>;
-  timings: { run_s: number; checkpoint_s: number; restore_s: number };
+  timings: VerifyTimings;
   bytes_stored: number;
 };
 
@@ -88,7 +123,9 @@ export async function verifyNotebook(options: VerifyOptions): Promise<VerifyRepo
     // No service: the agent records in memory only and never calls out.
     env: { JUPYTERHUB_RESUME_URL: undefined, PYTHONPATH: dirname(AGENT_SOURCE_DIR) },
   };
-  const blobDir = await mkdtemp(join(tmpdir(), 'jhr-verify-'));
+  const strategy = options.plan ?? 'optimal';
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  const workDir = await mkdtemp(join(tmpdir(), 'jhr-verify-'));
   const kernels: Array<Promise<LocalKernel | null>> = [];
   const start = () => {
     const started = LocalKernel.start(kernelOptions);
@@ -119,14 +156,36 @@ export async function verifyNotebook(options: VerifyOptions): Promise<VerifyRepo
     const runS = seconds(runStarted);
 
     errorIfAborted(options.signal);
-    progress('checkpointing');
-    const checkpointStarted = performance.now();
-    const manifest = await originalAgent.checkpoint(randomUUID(), { kind: 'dir', path: blobDir });
-    const checkpointS = seconds(checkpointStarted);
     // Taken before the probe: the probe is not part of the notebook's history.
     const history = await originalAgent.history();
+    const graph = HistoryGraph.fromCells(history.map(toCellRecord));
+    progress('measuring the checkpoint directory');
+    const model: CostModel = { ...(await measureDirBandwidth(workDir)), alpha, unknownRuntimeS: DEFAULT_UNKNOWN_RUNTIME_S };
+
+    progress(`checkpointing (${strategy} plan)`);
+    const checkpointStarted = performance.now();
+    const plan = planReplication(graph, model, { strategy });
+    const manifest = await checkpointByPlan(originalAgent, plan, join(workDir, strategy));
+    const checkpointS = seconds(checkpointStarted);
 
     const warnings: string[] = [];
+    // The baselines' checkpoints are taken now, of the same state (the probe below changes it).
+    const baselines: BaselineCheckpoint[] = [];
+    for (const baseline of options.baselines === false ? [] : BASELINES.filter((b) => b !== strategy)) {
+      errorIfAborted(options.signal);
+      progress(`checkpointing (${baseline} plan, for comparison)`);
+      const started = performance.now();
+      try {
+        const baselinePlan = planReplication(graph, model, { strategy: baseline });
+        const baselineManifest = await checkpointByPlan(originalAgent, baselinePlan, join(workDir, baseline));
+        baselines.push({ strategy: baseline, manifest: baselineManifest, checkpointS: seconds(started) });
+      } catch (error) {
+        // A notebook can make a baseline impossible (a never-rerun cell rules out recompute-all).
+        if (!isResumeError(error) || error.code !== 'RESUME_ERR_PLAN_IMPOSSIBLE') throw error;
+        warnings.push(`the ${baseline} plan was not timed: ${error.message}`);
+      }
+    }
+
     if (probe !== undefined) {
       progress('running the probe in the original kernel');
       const result = await original.channel.execute(probe.code, { timeoutMs });
@@ -148,7 +207,7 @@ export async function verifyNotebook(options: VerifyOptions): Promise<VerifyRepo
     const restoredKernel = await fresh;
     const restoredAgent = new AgentClient(restoredKernel.channel, { timeoutMs });
     const restoreStarted = performance.now();
-    const report = await restoredAgent.restore(manifest, history, { kind: 'dir', path: blobDir });
+    const report = await restoreByPlan(restoredAgent, graph, history, manifest, join(workDir, strategy));
     const restoreS = seconds(restoreStarted);
     if (probe !== undefined) {
       progress('running the probe in the restored kernel');
@@ -157,15 +216,47 @@ export async function verifyNotebook(options: VerifyOptions): Promise<VerifyRepo
       if (result.status !== 'ok') warnings.push(`the probe raised in the restored kernel: ${describeFailure(result)}`);
     }
     const after = await restoredAgent.describe();
-
     const variables = compareDescriptions(before, after, report);
+    warnings.push(...rerunErrors(report, strategy));
+
+    const migrationS: Partial<Record<PlanStrategy, number>> = { [strategy]: round(checkpointS + restoreS) };
+    for (const baseline of baselines) {
+      errorIfAborted(options.signal);
+      progress(`restoring the ${baseline.strategy} checkpoint into a new kernel, for comparison`);
+      const kernel = await start();
+      const started = performance.now();
+      const baselineReport = await restoreByPlan(
+        new AgentClient(kernel.channel, { timeoutMs }),
+        graph,
+        history,
+        baseline.manifest,
+        join(workDir, baseline.strategy),
+      );
+      migrationS[baseline.strategy] = round(baseline.checkpointS + seconds(started));
+      warnings.push(...rerunErrors(baselineReport, baseline.strategy));
+      // Only one copy of the session at a time besides the original: a big one may not fit twice.
+      await kernel.shutdown();
+    }
+
+    const rerunCells = (report.rerun ?? []).map((cell) => cell.index);
     return {
       notebook: options.notebookPath,
       ok: variables.every((v) => v.status === 'equal' || v.status === 'uncomparable'),
-      plan: 'store-all',
+      plan: strategy,
       variables,
-      timings: { run_s: runS, checkpoint_s: checkpointS, restore_s: restoreS },
+      timings: {
+        run_s: runS,
+        checkpoint_s: checkpointS,
+        restore_s: restoreS,
+        dump_session_s: migrationS['store-all'] ?? null,
+        rerun_all_s: migrationS['recompute-all'] ?? null,
+      },
       bytes_stored: manifest.groups.reduce((sum, g) => sum + g.bytes, 0),
+      decisions: {
+        stored: plan.groups.filter((g) => g.decision === 'store').length,
+        recomputed: plan.groups.filter((g) => g.decision === 'recompute').length,
+        rerun_cells: rerunCells,
+      },
       warnings,
     };
   } catch (error) {
@@ -175,8 +266,31 @@ export async function verifyNotebook(options: VerifyOptions): Promise<VerifyRepo
     options.signal?.removeEventListener('abort', onAbort);
     progress('shutting the kernels down');
     await Promise.all(kernels.map((k) => k.then((kernel) => kernel?.shutdown())));
-    await rm(blobDir, { recursive: true, force: true });
+    await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** The plans every run is compared with. */
+const BASELINES = ['store-all', 'recompute-all'] as const satisfies readonly PlanStrategy[];
+
+type BaselineCheckpoint = { strategy: PlanStrategy; manifest: Manifest; checkpointS: number };
+
+/** Checkpoints into `dir`, rebuilding at restore what `plan` recomputes. */
+async function checkpointByPlan(agent: AgentClient, plan: ReplicationPlan, dir: string): Promise<Manifest> {
+  const recompute = plan.groups.filter((g) => g.decision === 'recompute').flatMap((g) => g.names);
+  return agent.checkpoint(randomUUID(), { kind: 'dir', path: dir }, { recompute });
+}
+
+/** Restores as the service hands a restore out: by the plan worked out from what the checkpoint holds. */
+function restoreByPlan(agent: AgentClient, graph: HistoryGraph, history: Cell[], manifest: Manifest, dir: string): Promise<RestoreReport> {
+  return agent.restore(manifest, history, { kind: 'dir', path: dir }, { plan: restorePlanFor(graph, manifest) });
+}
+
+/** A re-run cell that raised does not fail verify by itself (the comparison says what it cost), but a person should know. */
+function rerunErrors(report: RestoreReport, strategy: PlanStrategy): string[] {
+  return (report.rerun ?? [])
+    .filter((cell) => cell.error !== null)
+    .map((cell) => `the ${strategy} restore re-ran history cell ${cell.index} and it raised ${cell.error}`);
 }
 
 /**
@@ -234,5 +348,10 @@ function interrupted(cause: unknown): ResumeError {
 }
 
 function seconds(since: number): number {
-  return Number(((performance.now() - since) / 1000).toFixed(3));
+  return round((performance.now() - since) / 1000);
+}
+
+/** Milliseconds are all a person reading these timings can use. */
+function round(s: number): number {
+  return Number(s.toFixed(3));
 }

@@ -85,6 +85,24 @@ describe('jupyterhub-resume verify (CLI) on failures', () => {
     );
   });
 
+  it('refuses a plan the notebook rules out, naming the variable and the cell, and leaves out a baseline it rules out', async () => {
+    const nb = await writeNotebook(join(notebooks, 'never-rerun.ipynb'), ['# resume: never-rerun\nsent = ["mail"]', 'y = len(sent)']);
+    const refused = await runVerify([nb, '--json', '--plan', 'recompute-all'], tmp);
+    assert.equal(refused.code, 2, refused.stderr);
+    const out = JSON.parse(refused.stdout) as { ok: boolean; error: { code: string; message: string } };
+    assert.equal(out.error.code, 'RESUME_ERR_PLAN_IMPOSSIBLE');
+    assert.match(out.error.message, /The recompute-all plan would rebuild sent, which needs cell \[1\], marked never-rerun/);
+    assert.deepEqual(await leftovers(tmp), { processes: [], files: [] });
+
+    const optimal = await runVerify([nb, '--json'], tmp);
+    assert.equal(optimal.code, 0, optimal.stderr);
+    const result = JSON.parse(optimal.stdout) as { ok: boolean; timings: { dump_session_s: number | null; rerun_all_s: number | null } };
+    assert.equal(result.ok, true);
+    assert.equal(result.timings.rerun_all_s, null);
+    assert.ok(typeof result.timings.dump_session_s === 'number');
+    assert.match(optimal.stderr, /warning: the recompute-all plan was not timed: The recompute-all plan would rebuild sent/);
+  });
+
   it('refuses a file that is not a notebook with a clear message', async () => {
     const notNotebook = join(notebooks, 'script.ipynb');
     await writeFile(notNotebook, 'print("hello")\n');

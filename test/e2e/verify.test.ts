@@ -16,7 +16,7 @@ type VerifyJson = {
   ok: boolean;
   plan: string;
   variables: Array<{ name: string; status: string; restored_by: string | null }>;
-  timings: { run_s: number; checkpoint_s: number; restore_s: number };
+  timings: { run_s: number; checkpoint_s: number; restore_s: number; dump_session_s: number | null; rerun_all_s: number | null };
   bytes_stored: number;
 };
 
@@ -55,9 +55,9 @@ describe('jupyterhub-resume verify (CLI)', () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  it('restores every variable of the round-trip notebook equal, aliases and generator included', async () => {
+  it('restores every variable of the round-trip notebook equal under store-all, aliases and generator included', async () => {
     const run = await runVerify(
-      ['test/notebooks/roundtrip.ipynb', '--json', '--after', 'test/notebooks/roundtrip-after.py'],
+      ['test/notebooks/roundtrip.ipynb', '--json', '--plan', 'store-all', '--after', 'test/notebooks/roundtrip-after.py'],
       tmp,
     );
     assert.equal(run.code, 0, `exit code 0 expected\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
@@ -85,11 +85,45 @@ describe('jupyterhub-resume verify (CLI)', () => {
       assert.equal(byName.get(name)?.restored_by, 'stored', `${name} is restored from the checkpoint`);
     }
     assert.ok(result.bytes_stored >= 100_000_000, `the 100 MB array is stored (${result.bytes_stored} bytes)`);
+    assert.deepEqual(Object.keys(result.timings).sort(), ['checkpoint_s', 'dump_session_s', 'rerun_all_s', 'restore_s', 'run_s']);
     for (const t of Object.values(result.timings)) assert.ok(typeof t === 'number' && t >= 0);
-    assert.deepEqual(await processesMentioning(tmp), [], 'both kernels were shut down');
+    // The store-all migration is this run's own; recompute-all was measured beside it.
+    assert.ok(Math.abs(result.timings.dump_session_s! - (result.timings.checkpoint_s + result.timings.restore_s)) <= 0.002);
+    assert.deepEqual(await processesMentioning(tmp), [], 'every kernel was shut down');
     // (tsx keeps its compile cache in TMPDIR too; that one is not ours.)
     const ours = (await readdir(tmp)).filter((name) => name.startsWith('jhr-'));
     assert.deepEqual(ours, [], 'the checkpoint and the kernels\' files were removed');
+  });
+
+  it('restores every variable equal under recompute-all: nothing stored, every value rebuilt by re-running cells', async () => {
+    const run = await runVerify(
+      ['test/notebooks/roundtrip.ipynb', '--json', '--plan', 'recompute-all', '--no-baselines', '--after', 'test/notebooks/roundtrip-after.py'],
+      tmp,
+    );
+    assert.equal(run.code, 0, `exit code 0 expected\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+    const result = parseOne(run.stdout) as VerifyJson;
+    assert.equal(result.plan, 'recompute-all');
+    assert.deepEqual(result.variables.filter((v) => v.status !== 'equal').map((v) => `${v.name}:${v.status}`), ['gen:uncomparable']);
+    // Modules are imported again, which counts as stored; every value comes from a re-run cell.
+    const stored = result.variables.filter((v) => v.restored_by === 'stored').map((v) => v.name);
+    assert.deepEqual(stored.sort(), ['np', 'pd']);
+    assert.equal(result.bytes_stored, 0);
+    // --no-baselines: store-all is not measured; recompute-all is this run's own migration.
+    assert.equal(result.timings.dump_session_s, null);
+    assert.ok(Math.abs(result.timings.rerun_all_s! - (result.timings.checkpoint_s + result.timings.restore_s)) <= 0.002);
+  });
+
+  it('restores every variable equal under the optimal plan and times both baselines in the same run', async () => {
+    const run = await runVerify(['test/notebooks/roundtrip.ipynb', '--json', '--after', 'test/notebooks/roundtrip-after.py'], tmp);
+    assert.equal(run.code, 0, `exit code 0 expected\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+    const result = parseOne(run.stdout) as VerifyJson;
+    assert.equal(result.plan, 'optimal', 'optimal is the default plan');
+    assert.deepEqual(result.variables.filter((v) => v.status !== 'equal').map((v) => `${v.name}:${v.status}`), ['gen:uncomparable']);
+    for (const name of ['dump_session_s', 'rerun_all_s'] as const) {
+      const t = result.timings[name];
+      assert.ok(typeof t === 'number' && t > 0, `${name} measured: ${t}`);
+    }
+    assert.deepEqual(await processesMentioning(tmp), [], 'the baselines\' kernels were shut down too');
   });
 
   it('exits non-zero and names the variables that honestly differ after a restore', async () => {
@@ -109,6 +143,8 @@ describe('jupyterhub-resume verify (CLI)', () => {
   it('prints a table with a verdict when --json is not given', async () => {
     const run = await runVerify(['test/notebooks/differs.ipynb', '--after', 'test/notebooks/differs-after.py'], tmp);
     assert.equal(run.code, 1);
+    assert.match(run.stdout, /^plan:\s+optimal: \d+ groups stored, \d+ rebuilt, /m);
+    assert.match(run.stdout, /^migration: this plan [\d.]+ s · store-all [\d.]+ s · recompute-all [\d.]+ s$/m);
     assert.match(run.stdout, /^variable\s+type\s+status\s+restored by/m);
     assert.match(run.stdout, /^found\s+str\s+differs\s+recomputed\s+type str became NoneType$/m);
     assert.match(run.stdout, /^FAILED: .*Not restored faithfully: next_sample, found\.$/m);

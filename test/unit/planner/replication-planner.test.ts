@@ -171,6 +171,47 @@ describe('planReplication', () => {
     });
   });
 
+  describe('cells a re-run would not reproduce', () => {
+    it('stores what an unseeded random cell made even when re-running it is cheaper', () => {
+      const graph = HistoryGraph.fromCells(session(['x = np.random.rand(1000)', makes(['x'], 1000, 0.001)]));
+      const plan = planReplication(graph, MODEL);
+      assert.deepEqual(decisions(plan), { x: 'store' });
+      assert.equal(plan.groups[0]?.reason, 'cell [1] calls random.rand(), so a re-run would give other values');
+      // The same cell seeded by itself reproduces its draw: rebuilding is cheaper, so it is rebuilt.
+      const seeded = HistoryGraph.fromCells(session(['np.random.seed(0)\nx = np.random.rand(1000)', makes(['x'], 1000, 0.001)]));
+      assert.deepEqual(decisions(planReplication(seeded, MODEL)), { x: 'recompute' });
+    });
+
+    it('stores a value that rebuilding would derive from another run of a random cell', () => {
+      // y's rebuild needs the x that cell 1 drew, which a later cell rebound: re-running cell 1 draws another x.
+      const graph = HistoryGraph.fromCells(
+        session(
+          ['x = random.random()', makes(['x'], 1, 0.001)],
+          ['y = [x] * 100', makes(['y'], 1000, 0.001, ['x'])],
+          ['x = 0', { rebound: ['x'], groups: [['x']], group_costs: [cost(1)] }],
+        ),
+      );
+      assert.deepEqual(decisions(planReplication(graph, MODEL)), { x: 'recompute', y: 'store' });
+    });
+
+    it('keeps the stored value of a random cell that must re-run for something unserializable, and says so', () => {
+      // As test/notebooks/differs.ipynb: the generator is rebuilt, the sample drawn from it is loaded after.
+      const graph = HistoryGraph.fromCells(
+        session([
+          'samples = (random.random() for _ in range(9))\nfirst = next(samples)',
+          { created: ['first', 'samples'], groups: [['first'], ['samples']], group_costs: [cost(1), cost(0, false, 'samples')], duration_s: 0.001 },
+        ]),
+      );
+      const plan = planReplication(graph, MODEL);
+      assert.deepEqual(decisions(plan), { first: 'store', samples: 'recompute' });
+      const explained = explainReplication(graph, plan);
+      assert.equal(
+        explained.groups.find((g) => g.names[0] === 'samples')?.reason,
+        "it cannot be stored (samples: TypeError: cannot pickle 'generator' object); re-running cell [1] (it calls random.random()) may give other values",
+      );
+    });
+  });
+
   it('offers the two baselines', () => {
     const graph = paperFigure3();
     const all = planReplication(graph, MODEL, { strategy: 'store-all' });
