@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { CheckpointRunner } from '../src/checkpoint/checkpoint-runner.js';
 import { DEFAULT_ALPHA } from '../src/planner/cost-model.js';
+import type { PlanStrategy } from '../src/planner/replication-planner.js';
 import { StoreBandwidth } from '../src/planner/store-bandwidth.js';
 import { HttpHubClient } from '../src/hub/http-hub-client.js';
 import { createLogger, type Logger } from '../src/log.js';
@@ -58,6 +59,8 @@ export type BenchService = {
   grants: BlobGrants;
   restores: RestoreHandout;
   checkpoints: CheckpointRunner;
+  /** A runner on the same store that follows `strategy` over `bandwidth` (the planner bench's). */
+  plannedCheckpoints(strategy: PlanStrategy, bandwidth: StoreBandwidth, alpha?: number): CheckpointRunner;
   pool: pg.Pool;
   logger: Logger;
   /** How many times anything called the hub client (the blob routes must not: expected 0). */
@@ -118,9 +121,10 @@ export async function startBenchService(dir: string): Promise<BenchService> {
     const identities = new HubIdentities({ hub });
     const agentUrl = `http://127.0.0.1:${port}${PREFIX}`;
     const restores = new RestoreHandout({ store, grants, agentUrl, logger });
+    const runner = (strategy: PlanStrategy, bandwidth: StoreBandwidth, alpha = DEFAULT_ALPHA) =>
+      new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, planning: { strategy, alpha, bandwidth }, metrics, logger });
     // The round trip measures storing everything: the plan is store-all.
-    const planning = { strategy: 'store-all' as const, alpha: DEFAULT_ALPHA, bandwidth: new StoreBandwidth() };
-    const checkpoints = new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, planning, metrics, logger });
+    const checkpoints = runner('store-all', new StoreBandwidth());
     server = await listen(
       createWebApp({ prefix: PREFIX, serviceName: 'resume', store, blobs, grants, identities, restores, metrics, logger }),
       port,
@@ -133,6 +137,7 @@ export async function startBenchService(dir: string): Promise<BenchService> {
       grants,
       restores,
       checkpoints,
+      plannedCheckpoints: runner,
       pool: ownPool,
       logger,
       hubCalls: () => hubCalls,

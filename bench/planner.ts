@@ -14,8 +14,13 @@
  * Postgres), `planReplication` (what a checkpoint waits for), and `explainReplication` (the
  * per-group explanation the API shows, which walks the history once per group). Each is run
  * 7 times on the same records; the median and the first (cold) run are reported.
+ *
+ * Then the migration time of the plans on real notebooks (`plan-migration.ts`): checkpoint +
+ * restore of optimal, store-all and recompute-all through the service and embedded Postgres.
+ * BENCH_MIGRATION=0 skips it (plan time only); BENCH_NOTEBOOKS=typical,big-arrays runs only those.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,12 +28,23 @@ import { fileURLToPath } from 'node:url';
 import { HistoryGraph } from '../src/history/index.js';
 import { DEFAULT_ALPHA, DEFAULT_UNKNOWN_RUNTIME_S, type CostModel } from '../src/planner/cost-model.js';
 import { explainReplication, planReplication } from '../src/planner/replication-planner.js';
+import { ASSUMED_BANDWIDTH } from '../src/planner/store-bandwidth.js';
 import type { CellRecord } from '../src/store/checkpoint-store.js';
+import type { BenchKernel } from './bench-kernel.js';
+import { startBenchService, type BenchService } from './bench-service.js';
+import { measureMigrations, type MigrationResult } from './plan-migration.js';
 
 const RUNS = 7;
 const TARGETS_MS: Record<number, number> = { 2000: 20, 20000: 300 };
-/** The Postgres path measured by bench/roundtrip.ts on this machine. */
-const MODEL: CostModel = { writeBytesPerS: 95e6, readBytesPerS: 202e6, alpha: DEFAULT_ALPHA, unknownRuntimeS: DEFAULT_UNKNOWN_RUNTIME_S };
+/** The Postgres path measured by bench/roundtrip.ts on this machine, with the assumed per-blob times. */
+const MODEL: CostModel = {
+  writeBytesPerS: 95e6,
+  readBytesPerS: 202e6,
+  writeBlobS: ASSUMED_BANDWIDTH.writeBlobS,
+  readBlobS: ASSUMED_BANDWIDTH.readBlobS,
+  alpha: DEFAULT_ALPHA,
+  unknownRuntimeS: DEFAULT_UNKNOWN_RUNTIME_S,
+};
 
 type Shape = 'notebook-like' | 'random';
 
@@ -151,6 +167,15 @@ async function main(): Promise<number> {
       );
     }
   }
+  const migration = process.env['BENCH_MIGRATION'] === '0' ? null : await migrations();
+  if (migration !== null) {
+    for (const n of migration.notebooks) {
+      const times = Object.entries(n.plans).map(([label, p]) => `${label} ${p.migration_s} s (restore ${p.restore_s} s)`);
+      process.stdout.write(`${n.name}: ${times.join(', ')}\n`);
+    }
+    process.stdout.write(`migration ratios over all notebooks: ${JSON.stringify(migration.totals.ratios.migration)}\n`);
+  }
+  const allEqual = migration?.notebooks.every((n) => Object.values(n.plans).every((p) => p.all_equal)) ?? true;
   const cpus = os.cpus();
   const result = {
     benchmark: 'planner',
@@ -163,15 +188,48 @@ async function main(): Promise<number> {
       `Each step run ${RUNS} times in one Node process on the same records; median, first (cold, before JIT) run, min and max in ms.`,
       'plan_ms: planReplication (optimal: min cut), what a checkpoint waits for. explain_ms: explainReplication, the per-group explanation for the API. build_graph_ms: HistoryGraph.fromCells.',
       'Targets (issue 4): plan under 20 ms at 2,000 cell executions and under 300 ms at 20,000, on the median.',
-      'Migration time of optimal against store-all and recompute-all on real notebooks is not measured yet: restores do not follow plans yet.',
+      'migration: the bench notebooks (bench/overhead-notebooks.ts) and fast-big-slow-small, each run once in a kernel with the agent; then per plan, a session of its own, CheckpointRunner (that plan, over the Postgres bandwidth measured once at the start) through the real web app into embedded Postgres, and a fresh kernel restored by RestoreHandout\'s plan. migration_s = checkpoint + restore wall time; kernel start-up not timed. all_equal: every variable of the restored kernel equal to the source (agent describe, as verify compares).',
     ],
     results,
+    migration,
     all_met: results.every((r) => r.met !== false),
+    all_restores_equal: allEqual,
   };
   await mkdir(dirname(resultPath), { recursive: true });
   await writeFile(resultPath, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`written to ${relative(process.cwd(), resultPath) || resultPath}\n`);
-  return 0;
+  return allEqual ? 0 : 1;
+}
+
+/** The migration part, with its own Postgres, service and kernels, all removed afterwards. */
+async function migrations(): Promise<MigrationResult> {
+  const root = await mkdtemp(join(os.tmpdir(), 'jhr-bench-planner-'));
+  // Postgres runs as the `postgres` OS user when we are root; its data dir is inside.
+  await chmod(root, 0o755);
+  const removeRootSync = () => rmSync(root, { recursive: true, force: true });
+  process.once('exit', removeRootSync);
+  const kernels = new Set<BenchKernel>();
+  let service: BenchService | undefined;
+  try {
+    service = await startBenchService(join(root, 'postgres'));
+    return await measureMigrations(
+      service,
+      {
+        track: (k) => void kernels.add(k),
+        untrack: async (k) => {
+          await k.shutdown();
+          kernels.delete(k);
+        },
+      },
+      (message) => process.stderr.write(`bench: ${message}\n`),
+      process.env['BENCH_NOTEBOOKS']?.split(',').map((name) => name.trim()),
+    );
+  } finally {
+    await Promise.all([...kernels].map((k) => k.shutdown()));
+    await service?.stop();
+    await rm(root, { recursive: true, force: true });
+    process.off('exit', removeRootSync);
+  }
 }
 
 process.exitCode = await main();

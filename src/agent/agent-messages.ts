@@ -76,6 +76,8 @@ export const cellSchema = z
     seq: z.number().int().nonnegative(),
     execution_count: z.number().int().nullable(),
     code: z.string(),
+    /** The notebook cell's id (JupyterLab sends it with each execution); null or absent when unknown. */
+    cell_id: z.string().min(1).nullish(),
     started_at: z.string(),
     duration_s: z.number().nonnegative(),
     status: z.enum(['ok', 'error']),
@@ -150,7 +152,13 @@ export const restoreReportSchema = z.looseObject({
   rerun: z.array(z.looseObject({ index: z.number().int(), error: z.string().nullable() })).optional(),
   /** A restore by plan: how long reading the stored groups and re-running cells took. */
   timings: z
-    .looseObject({ load_s: z.number().nonnegative(), rerun_s: z.number().nonnegative(), bytes_loaded: z.number().int().nonnegative() })
+    .looseObject({
+      load_s: z.number().nonnegative(),
+      rerun_s: z.number().nonnegative(),
+      bytes_loaded: z.number().int().nonnegative(),
+      /** Groups loaded (absent from agents before it was added). */
+      blobs_loaded: z.number().int().nonnegative().optional(),
+    })
     .optional(),
 });
 /** A restore report (see `restoreReportSchema`). */

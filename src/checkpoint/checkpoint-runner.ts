@@ -55,12 +55,15 @@ export class CheckpointRunner {
    * @param target the session and kernel run to save.
    * @param agent a client for that kernel's agent.
    * @param trigger why: a `cull` checkpoint becomes the session's pending restore.
+   * @param options.cellTags the notebook's cell tags by cell id (a kernel never sees them): the
+   *   plan honours `never-rerun` and `always-store` tags as it honours `# resume:` comments.
    * @throws ResumeError RESUME_ERR_CHECKPOINT_FAILED (with the cause) when any step fails.
    */
   async checkpoint(
     target: { session: KernelSession; run: KernelRun },
     agent: AgentClient,
     trigger: CheckpointTrigger,
+    options: { cellTags?: ReadonlyMap<string, readonly string[]> } = {},
   ): Promise<Checkpoint> {
     const { store, blobs, grants, metrics, logger } = this.o;
     const { session, run } = target;
@@ -83,7 +86,7 @@ export class CheckpointRunner {
       const base = await this.baseFor(session.id);
       // Planned on the history as it is now; the commit below asks again, since a cell the user
       // ran meanwhile is in the checkpoint and must be in its history too.
-      const plan = this.plan((await agent.history()).map(toCellRecord), context);
+      const plan = this.plan((await agent.history()).map(toCellRecord), options.cellTags, context);
       const recompute = plan?.groups.filter((g) => g.decision === 'recompute').flatMap((g) => g.names) ?? [];
       const manifest = await agent.checkpoint(
         checkpoint.id,
@@ -108,7 +111,7 @@ export class CheckpointRunner {
         ...(plan === null ? {} : { plan }),
         restoreOnNextStart: trigger === 'cull',
       });
-      this.o.planning.bandwidth.noteWrite(committed.bytesStored, manifest.timings.upload_s);
+      this.o.planning.bandwidth.noteWrite(committed.bytesStored, manifest.timings.upload_s, manifest.groups.filter((g) => g.stored_in === undefined).length);
       const seconds = (performance.now() - started) / 1000;
       metrics.checkpoints.inc({ trigger, status: 'complete' });
       metrics.checkpointDuration.observe(seconds);
@@ -151,11 +154,16 @@ export class CheckpointRunner {
    * logged and the checkpoint stores everything it can, as it did before plans: a checkpoint is
    * never lost to planning.
    */
-  private plan(history: CellRecord[], context: Record<string, string>): ReplicationPlan | null {
+  private plan(
+    history: CellRecord[],
+    cellTags: ReadonlyMap<string, readonly string[]> | undefined,
+    context: Record<string, string>,
+  ): ReplicationPlan | null {
     const { strategy, alpha, bandwidth } = this.o.planning;
     try {
       const graph = HistoryGraph.fromCells(history);
-      return planReplication(graph, { ...bandwidth.current(), alpha, unknownRuntimeS: DEFAULT_UNKNOWN_RUNTIME_S }, { strategy });
+      const tags = tagsByHistoryIndex(history, cellTags);
+      return planReplication(graph, { ...bandwidth.current(), alpha, unknownRuntimeS: DEFAULT_UNKNOWN_RUNTIME_S }, { strategy, tags });
     } catch (e) {
       this.o.logger.warn({ ...context, strategy, reason: e instanceof Error ? e.message : String(e) }, 'no plan: storing every group');
       return null;
@@ -177,6 +185,20 @@ export class CheckpointRunner {
     }
     return { checkpoint_id: latest.id, groups: parsed.data.groups };
   }
+}
+
+/** Each executed cell's notebook tags, by its index in the history (cells that carry tags only). */
+function tagsByHistoryIndex(
+  history: readonly CellRecord[],
+  cellTags: ReadonlyMap<string, readonly string[]> | undefined,
+): Map<number, readonly string[]> {
+  const tags = new Map<number, readonly string[]>();
+  if (cellTags === undefined || cellTags.size === 0) return tags;
+  history.forEach((cell, index) => {
+    const found = cell.cellId === undefined ? undefined : cellTags.get(cell.cellId);
+    if (found !== undefined) tags.set(index, found);
+  });
+  return tags;
 }
 
 /** The manifest's groups as the commit checks them: written under this checkpoint, or reused. */

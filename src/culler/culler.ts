@@ -217,7 +217,7 @@ export class Culler {
         registered !== undefined
           ? { session: registered.session, run: registered }
           : await this.o.adopter.adopt(server, serverUrl, kernel, connection.agent);
-      await this.o.checkpoints.checkpoint(target, connection.agent, 'cull');
+      await this.o.checkpoints.checkpoint(target, connection.agent, 'cull', { cellTags: await this.cellTags(serverUrl, kernel.id) });
       return null;
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
@@ -225,6 +225,20 @@ export class Culler {
       return `kernel ${kernel.id}: ${reason}`;
     } finally {
       await connection.dispose();
+    }
+  }
+
+  /**
+   * The notebook's cell tags for the plan. Best effort: without them the plan still honours the
+   * `# resume:` comments, so a server that cannot say (no notebook file, an old server) is no
+   * reason to lose the checkpoint.
+   */
+  private async cellTags(serverUrl: string, kernelId: string): Promise<ReadonlyMap<string, readonly string[]>> {
+    try {
+      return (await this.o.servers.notebookCellTags(serverUrl, kernelId)) ?? new Map();
+    } catch (e) {
+      this.o.logger.warn({ kernelId, reason: e instanceof Error ? e.message : String(e) }, 'could not read the notebook\'s cell tags; planning without them');
+      return new Map();
     }
   }
 

@@ -62,6 +62,13 @@ export class JupyterUserServers implements UserServers {
     return { agent, dispose: () => channel.dispose() };
   }
 
+  async notebookCellTags(serverUrl: string, kernelId: string): Promise<Map<string, string[]> | null> {
+    const client = this.client(serverUrl);
+    // The session gives the notebook's path relative to the server's root, as the contents API wants it.
+    const session = (await client.listSessions()).find((s) => s.kernel?.id === kernelId && s.type === 'notebook');
+    return session === undefined ? null : client.notebookCellTags(session.path);
+  }
+
   private client(serverUrl: string, timeoutMs?: number): JupyterServerClient {
     return new JupyterServerClient({
       baseUrl: serverUrl,

@@ -24,6 +24,11 @@ export interface UserServers {
   kernels(serverUrl: string): Promise<RunningKernel[]>;
   /** Connects to a kernel's agent, loading the agent first if the kernel started without it. */
   connectAgent(serverUrl: string, kernelId: string): Promise<AgentConnection>;
+  /**
+   * The tags of the cells of the notebook a kernel serves, by cell id (`never-rerun`,
+   * `always-store` matter to the plan); null when the kernel serves no notebook file.
+   */
+  notebookCellTags(serverUrl: string, kernelId: string): Promise<Map<string, string[]> | null>;
 }
 
 /**

@@ -32,6 +32,19 @@ export const sessionModelSchema = z.looseObject({
 /** A session model (see `sessionModelSchema`). */
 export type SessionModel = z.infer<typeof sessionModelSchema>;
 
+/** A notebook's cells as `GET api/contents/<path>?content=1` gives them: only what tags need. */
+const notebookContentSchema = z.looseObject({
+  type: z.literal('notebook'),
+  content: z.looseObject({
+    cells: z.array(
+      z.looseObject({
+        id: z.string().optional(),
+        metadata: z.looseObject({ tags: z.array(z.string()).optional() }).optional(),
+      }),
+    ),
+  }),
+});
+
 /** `GET api/status`: the server's own view of its activity (not activity-tracked itself). */
 export const serverStatusSchema = z.looseObject({
   started: z.string(),
@@ -81,6 +94,23 @@ export class JupyterServerClient {
   /** Lists the server's sessions (which notebook each kernel serves). */
   async listSessions(): Promise<SessionModel[]> {
     return this.request('GET', 'api/sessions', z.array(sessionModelSchema));
+  }
+
+  /**
+   * The tags of a notebook's cells, by cell id (cells without an id or without tags left out).
+   * @param path the notebook, relative to the server's root (a session's `path`).
+   * @returns null when the server has no such file.
+   */
+  async notebookCellTags(path: string): Promise<Map<string, string[]> | null> {
+    const encoded = path.split('/').map(encodeURIComponent).join('/');
+    const notebook = await this.request('GET', `api/contents/${encoded}?type=notebook&content=1`, notebookContentSchema, { notFound: null });
+    if (notebook === null) return null;
+    const tags = new Map<string, string[]>();
+    for (const cell of notebook.content.cells) {
+      const cellTags = cell.metadata?.tags ?? [];
+      if (cell.id !== undefined && cellTags.length > 0) tags.set(cell.id, cellTags);
+    }
+    return tags;
   }
 
   /**

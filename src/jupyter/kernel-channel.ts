@@ -19,6 +19,8 @@ export type ExecuteOptions = {
   timeoutMs?: number;
   /** Whether the kernel aborts requests queued behind this one if it fails (default true). */
   stopOnError?: boolean;
+  /** The notebook cell being run, sent as JupyterLab does (message metadata `cellId`). */
+  cellId?: string;
 };
 
 /** One output of an execution, in the order the kernel sent it on iopub. */

@@ -91,6 +91,11 @@ export type ExecuteReplyContent = z.infer<typeof executeReplyContentSchema>;
 /** A validated `kernel_info_reply` content. */
 export type KernelInfoReplyContent = z.infer<typeof kernelInfoReplyContentSchema>;
 
+/** The metadata of an `execute_request`: the cell's id, as JupyterLab sends it (ipykernel passes it to IPython). */
+export function buildExecuteRequestMetadata(options: ExecuteOptions = {}): { cellId?: string } {
+  return options.cellId === undefined ? {} : { cellId: options.cellId };
+}
+
 /**
  * Builds the content of an `execute_request`.
  * @param code the source to run.

@@ -25,7 +25,7 @@ import {
   type ExecuteResult,
   type KernelChannel,
 } from './kernel-channel.js';
-import { buildExecuteRequestContent } from './kernel-messages.js';
+import { buildExecuteRequestContent, buildExecuteRequestMetadata } from './kernel-messages.js';
 
 /** Options of `ServerKernelChannel.connect`. */
 export type ServerKernelChannelOptions = {
@@ -147,7 +147,7 @@ export class ServerKernelChannel implements KernelChannel {
   async execute(code: string, options: ExecuteOptions = {}): Promise<ExecuteResult> {
     this.errorIfDisposed();
     const timeoutMs = options.timeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS;
-    const future = this.connection.requestExecute(buildExecuteRequestContent(code, options), true);
+    const future = this.connection.requestExecute(buildExecuteRequestContent(code, options), true, buildExecuteRequestMetadata(options));
     const collector = new ExecuteCollector(future.msg.header.msg_id);
     future.onIOPub = (msg) => collector.handleIOPub(msg.header.msg_type, msg.content);
     future.onReply = (msg) => collector.handleReply(msg.content);

@@ -36,9 +36,10 @@ export class WireCodec {
    * Builds and signs a request.
    * @param msgType e.g. `execute_request`.
    * @param content the message content.
+   * @param metadata the message metadata (e.g. an execute request's `cellId`).
    * @returns the message id and the frames to send.
    */
-  encode(msgType: string, content: unknown): { msgId: string; frames: Buffer[] } {
+  encode(msgType: string, content: unknown, metadata: Record<string, unknown> = {}): { msgId: string; frames: Buffer[] } {
     const msgId = randomUUID();
     const header = {
       msg_id: msgId,
@@ -48,7 +49,7 @@ export class WireCodec {
       date: new Date().toISOString(),
       version: PROTOCOL_VERSION,
     };
-    const parts = [header, {}, {}, content].map((p) => Buffer.from(JSON.stringify(p), 'utf8'));
+    const parts = [header, {}, metadata, content].map((p) => Buffer.from(JSON.stringify(p), 'utf8'));
     return { msgId, frames: [Buffer.from(DELIMITER), Buffer.from(this.sign(parts)), ...parts] };
   }
 

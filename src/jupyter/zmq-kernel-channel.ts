@@ -19,6 +19,7 @@ import {
 } from './kernel-channel.js';
 import {
   buildExecuteRequestContent,
+  buildExecuteRequestMetadata,
   describeSchemaIssues,
   kernelInfoReplyContentSchema,
   type KernelInfoReplyContent,
@@ -108,7 +109,7 @@ export class ZmqKernelChannel implements KernelChannel {
   /** {@inheritDoc KernelChannel.execute} */
   async execute(code: string, options: ExecuteOptions = {}): Promise<ExecuteResult> {
     this.errorIfDisposed();
-    const { msgId, frames } = this.codec.encode('execute_request', buildExecuteRequestContent(code, options));
+    const { msgId, frames } = this.codec.encode('execute_request', buildExecuteRequestContent(code, options), buildExecuteRequestMetadata(options));
     const collector = new ExecuteCollector(msgId);
     this.pending.set(msgId, {
       onReply: (msgType, content) => {

@@ -29,7 +29,7 @@ import type { CellExecution, HistoryGraph, VariableSnapshot } from '../history/i
 import { cellAnnotations, type CellAnnotations } from './cell-annotations.js';
 import { rerunCostS, storeCostS, transferSeconds, type CostModel } from './cost-model.js';
 import { FlowNetwork } from './max-flow.js';
-import { nondeterministicCall } from './nondeterministic-cells.js';
+import { unrepeatableCall, type Unrepeatable } from './unrepeatable-cells.js';
 
 /** The plans a checkpoint can follow: the optimum, and the two baselines it is measured against. */
 export const PLAN_STRATEGIES = ['optimal', 'store-all', 'recompute-all'] as const;
@@ -76,6 +76,8 @@ export type ReplicationPlan = {
   };
   /** What the plan minimises: α · checkpointS + restoreS. */
   costS: number;
+  /** The notebook tags the plan honoured, by history index (only cells that have tags). */
+  cellTags: Record<number, readonly string[]>;
 };
 
 /** A plan whose groups say what rebuilding each alone would take (`explainReplication`). */
@@ -88,10 +90,10 @@ export type PlanOptions = {
   tags?: ReadonlyMap<number, readonly string[]>;
 };
 
-/** What the planner knows of one cell: the user's marks, and whether a re-run would reproduce it. */
+/** What the planner knows of one cell: the user's marks, and whether a re-run would repeat it faithfully. */
 type CellFacts = CellAnnotations & {
-  /** The call that makes its results differ on a re-run (`random.random`), or null. */
-  nondeterministic: string | null;
+  /** The call that a re-run would not repeat faithfully (`random.random`, `f.write`), or null. */
+  unrepeatable: Unrepeatable | null;
 };
 
 /** Facts about one active snapshot that every strategy needs. */
@@ -100,7 +102,7 @@ type Candidate = {
   producer: CellExecution;
   /** α · write + read, or Infinity when it cannot be serialized. */
   storeCost: number;
-  /** Marked always-store, or made by a cell a re-run would not reproduce (and storable). */
+  /** Marked always-store, or made by a cell a re-run would not repeat faithfully (and storable). */
   forcedStore: boolean;
 };
 
@@ -116,7 +118,7 @@ export function planReplication(graph: HistoryGraph, model: CostModel, options: 
   if (strategy === 'optimal') stored = optimalStoreSet(graph, model, candidates, annotations);
   else if (strategy === 'store-all') stored = new Set(candidates.filter((c) => c.storeCost < Infinity).map((c) => c.snapshot.id));
   else stored = new Set();
-  return describePlan(graph, model, strategy, candidates, annotations, stored);
+  return { ...describePlan(graph, model, strategy, candidates, annotations, stored), cellTags: Object.fromEntries(options.tags ?? []) };
 }
 
 /** The groups the minimum cut stores (see the module doc). */
@@ -139,9 +141,9 @@ function optimalStoreSet(
       cellNodes.set(index, node);
       const facts = annotations[index];
       const cost = rerunCostS(graph.cellExecutions[index] as CellExecution, model);
-      // A cell a re-run would not reproduce is a last resort, like one of unknown duration: what
-      // needs it is stored whenever it can be, and rebuilt from it only when it cannot.
-      network.addEdge(node, sink, facts?.neverRerun ? Infinity : facts?.nondeterministic ? cost + model.unknownRuntimeS : cost);
+      // A cell a re-run would not repeat faithfully is a last resort, like one of unknown duration:
+      // what needs it is stored whenever it can be, and rebuilt from it only when it cannot.
+      network.addEdge(node, sink, facts?.neverRerun ? Infinity : facts?.unrepeatable ? cost + model.unknownRuntimeS : cost);
       pending.push(index);
     }
     return node;
@@ -171,7 +173,7 @@ function describePlan(
   candidates: readonly Candidate[],
   annotations: readonly CellFacts[],
   stored: ReadonlySet<string>,
-): ReplicationPlan {
+): Omit<ReplicationPlan, 'cellTags'> {
   const closure = new CellClosure(graph);
   const rebuilt = candidates.filter((c) => !stored.has(c.snapshot.id));
   const rerun = closure.of(rebuilt.map((c) => c.producer.index)).map((index) => graph.cellExecutions[index] as CellExecution);
@@ -219,7 +221,9 @@ function describePlan(
  * @param plan a plan of this same graph.
  */
 export function explainReplication(graph: HistoryGraph, plan: ReplicationPlan, options: Pick<PlanOptions, 'tags'> = {}): ExplainedPlan {
-  const { annotations, candidates } = planningFacts(graph, plan.costModel, options.tags);
+  // A stored plan carries the tags it was made with (plans stored before tags were read have none).
+  const tags = options.tags ?? new Map(Object.entries(plan.cellTags ?? {}).map(([index, cellTags]) => [Number(index), cellTags]));
+  const { annotations, candidates } = planningFacts(graph, plan.costModel, tags);
   const byId = new Map(candidates.map((c) => [c.snapshot.id, c]));
   const closure = new CellClosure(graph);
   return {
@@ -247,7 +251,7 @@ function planningFacts(
   tags: PlanOptions['tags'],
 ): { annotations: CellFacts[]; candidates: Candidate[] } {
   const annotations = graph.cellExecutions.map(
-    (cell): CellFacts => ({ ...cellAnnotations(cell.code, tags?.get(cell.index)), nondeterministic: nondeterministicCall(cell.code) }),
+    (cell): CellFacts => ({ ...cellAnnotations(cell.code, tags?.get(cell.index)), unrepeatable: unrepeatableCall(cell.code) }),
   );
   const candidates = graph.activeSnapshots().map((snapshot): Candidate => {
     const producer = graph.producerOf(snapshot);
@@ -257,7 +261,7 @@ function planningFacts(
       snapshot,
       producer,
       storeCost,
-      forcedStore: facts?.alwaysStore === true || (facts?.nondeterministic != null && storeCost < Infinity),
+      forcedStore: facts?.alwaysStore === true || (facts?.unrepeatable != null && storeCost < Infinity),
     };
   });
   return { annotations, candidates };
@@ -301,15 +305,13 @@ function reasonFor(
 ): string {
   const unserializable = c.snapshot.unserializable?.[0];
   if (decision === 'recompute' && c.storeCost === Infinity) {
-    const unreproducible = alone?.cells.find((cell) => annotations[cell.index]?.nondeterministic);
-    const warning = unreproducible === undefined ? '' : `; re-running cell ${cellLabel(unreproducible)} (it calls ${annotations[unreproducible.index]?.nondeterministic}()) may give other values`;
+    const unrepeatable = alone?.cells.find((cell) => annotations[cell.index]?.unrepeatable);
+    const warning = unrepeatable === undefined ? '' : `; ${whyNotRepeatable(unrepeatable, annotations[unrepeatable.index]?.unrepeatable, 'may')}`;
     return `it cannot be stored (${unserializable?.name ?? c.snapshot.names[0]}: ${unserializable?.reason ?? 'not serializable'})${warning}`;
   }
   const producer = annotations[c.producer.index];
   if (decision === 'store' && producer?.alwaysStore) return `cell ${cellLabel(c.producer)} is marked always-store`;
-  if (decision === 'store' && c.forcedStore) {
-    return `cell ${cellLabel(c.producer)} calls ${producer?.nondeterministic}(), so a re-run would give other values`;
-  }
+  if (decision === 'store' && c.forcedStore) return whyNotRepeatable(c.producer, producer?.unrepeatable, 'would');
   const blocking = alone?.cells.find((cell) => annotations[cell.index]?.neverRerun);
   if (decision === 'store' && blocking !== undefined) {
     return `rebuilding it would re-run cell ${cellLabel(blocking)}, which is marked never-rerun`;
@@ -378,6 +380,14 @@ function planError(message: string, hint: string, variable: string, cell: CellEx
     hint,
     context: { variable, cell: cell?.index ?? null },
   });
+}
+
+/** `re-running cell [3] (it calls random.random()) would give other values`, or `… would repeat what it did outside the kernel`. */
+function whyNotRepeatable(cell: CellExecution, unrepeatable: Unrepeatable | null | undefined, certainty: 'may' | 'would'): string {
+  const call = unrepeatable?.call ?? 'something';
+  const shown = call.startsWith('!') || call.startsWith('%') ? `runs ${call}` : `calls ${call}()`;
+  const outcome = unrepeatable?.kind === 'effects' ? 'repeat what it did outside the kernel' : 'give other values';
+  return `re-running cell ${cellLabel(cell)} (it ${shown}) ${certainty} ${outcome}`;
 }
 
 /** How a user finds a cell: its execution count `[n]`, or its place in the history. */

@@ -64,6 +64,8 @@ export type CellRecord = {
   seq: number;
   executionCount: number | null;
   code: string;
+  /** The notebook cell's id, when the frontend sent it: where the planner finds the cell's tags. */
+  cellId?: string;
   startedAt: Date;
   durationS: number;
   status: 'ok' | 'error';
@@ -177,6 +179,11 @@ export interface CheckpointStore {
   /** Marks a checkpoint that is still `writing` as failed; never touches complete ones. */
   failCheckpoint(checkpointId: string, error: string): Promise<void>;
   getCheckpoint(id: string): Promise<Checkpoint | null>;
+  /**
+   * The checkpoint without its manifest, cells and plan, with its session's key: what a per-blob
+   * request checks (state, run, owner) without loading and parsing the whole history each time.
+   */
+  getCheckpointSummary(id: string): Promise<CheckpointSummary | null>;
   /** Where blob `key` of a checkpoint really is: itself, or the earlier checkpoint it reuses it from. */
   blobAddress(checkpointId: string, key: string): Promise<BlobAddress>;
   latestCompleteCheckpoint(sessionId: string): Promise<Checkpoint | null>;

@@ -6,6 +6,7 @@ The kernel tests (test_big_graphs.py) check the same rules end to end through ce
 
 from __future__ import annotations
 
+import pickle
 import random
 import socket
 import sys
@@ -47,22 +48,24 @@ def _generator():
 
 
 @pytest.mark.parametrize(
-    ("make", "reason"),
+    ("make", "reason", "stored"),
     [
-        (_generator, "TypeError: cannot pickle 'generator' object"),
-        (threading.Lock, "TypeError: cannot pickle '_thread.lock' object"),
-        (threading.RLock, "TypeError: cannot pickle '_thread.RLock' object"),
-        (threading.Event, "TypeError: cannot pickle 'threading.Event' object (it holds a lock)"),
-        (socket.socket, "TypeError: cannot pickle 'socket.socket' object (it wraps an operating-system resource)"),
+        (_generator, "TypeError: cannot pickle 'generator' object", False),
+        (threading.Lock, "TypeError: cannot pickle '_thread.lock' object", True),
+        (threading.RLock, "TypeError: cannot pickle '_thread.RLock' object", True),
+        (threading.Event, "TypeError: cannot pickle 'threading.Event' object (it holds a lock)", True),
+        (socket.socket, "TypeError: cannot pickle 'socket.socket' object (it wraps an operating-system resource)", False),
     ],
 )
-def test_known_unserializable_types_are_refused_by_type(make, reason, pickles):
+def test_known_unserializable_types_are_refused_by_type(make, reason, stored, pickles):
     value = make()
     try:
         assert known_unserializable(value) == reason
         fingerprint = FingerprintTaker({}).take(value, hash_large=False)
         assert (fingerprint.serializable, fingerprint.unserializable_reason) == (False, reason)
         assert pickles == []  # no failed pickle attempt
+        # A checkpoint's dill saves locks and events (new ones), not generators or sockets.
+        assert fingerprint.unstorable_reason == (None if stored else reason)
     finally:
         if isinstance(value, socket.socket):
             value.close()
@@ -246,3 +249,13 @@ def test_group_names_groups_as_a_plain_union_find_does():
         names = [f"v{i}" for i in range(rng.randint(1, 12))]
         link_ids = {name: {rng.randint(0, 15) for _ in range(rng.randint(0, 4))} for name in names}
         assert group_names(names, link_ids) == _union_find_groups(names, link_ids)
+
+
+def test_pickling_an_instance_does_not_change_a_notebook_class_fingerprint(monkeypatch):
+    shape = type("Shape", (), {"__module__": "__main__", "sides": 3, "area": lambda self: 0})
+    monkeypatch.setattr(sys.modules["__main__"], "Shape", shape, raising=False)  # pickle finds it by name
+    before = FingerprintTaker({}).take(shape)
+    pickle.dumps(shape(), protocol=5)  # copyreg caches __slotnames__ on the class
+    assert "__slotnames__" in vars(shape)
+    after = FingerprintTaker({}).take(shape)
+    assert before.digest is not None and after.digest == before.digest

@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RunningService } from '../../src/app.js';
+import { isResumeError } from '../../src/errors.js';
 import { HttpHubClient } from '../../src/hub/http-hub-client.js';
 import { freePort } from '../fixtures/free-ports.js';
 import { startHub, type StartedHub } from '../fixtures/hub.js';
-import { openNotebook, stdoutOf } from '../fixtures/notebook-user.js';
+import { openNotebook, saveNotebook, stdoutOf } from '../fixtures/notebook-user.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { startResumeService, TravellingClock } from '../fixtures/resume-service.js';
 import { waitFor } from '../fixtures/wait-for.js';
@@ -64,8 +65,13 @@ describe('store or recompute, by plan, end to end', () => {
     await postgres?.stop();
   });
 
+  /** Starts alice's server, or uses it as it is when an earlier test left it running. */
   async function startServer(): Promise<void> {
-    if ((await admin.startServer('alice')) === 'pending') await admin.waitForServerReady('alice', '', { timeoutMs: 60_000 });
+    try {
+      if ((await admin.startServer('alice')) === 'pending') await admin.waitForServerReady('alice', '', { timeoutMs: 60_000 });
+    } catch (e) {
+      if (!isResumeError(e) || e.code !== 'RESUME_ERR_HUB_SERVER_ALREADY_RUNNING') throw e;
+    }
   }
 
   it('rebuilds the big array from its fast cell, stores the slow value, and re-runs nothing else', async () => {
@@ -108,5 +114,34 @@ describe('store or recompute, by plan, end to end', () => {
     // Only the array's cell ran again: not the slow cell, not the side effect.
     assert.deepEqual(restored.restore_report!.rerun, [{ index: 0, error: null }]);
     assert.ok(restored.restore_time !== null && restored.restore_time.actual_s > 0 && restored.restore_time.predicted_s > 0);
+  });
+
+  it('reads never-rerun and always-store from the notebook\'s cell tags, which the kernel never sees', async () => {
+    const path = 'tagged.ipynb';
+    // Both arrays come from fast cells, so untagged they would be rebuilt like arr above.
+    const cells = [
+      { id: 'make-sent', source: 'import numpy as np\nsent = np.ones(50 * 1024 * 1024 // 8)', tags: ['never-rerun'] },
+      { id: 'make-kept', source: 'kept = np.ones(50 * 1024 * 1024 // 8) * 2', tags: ['always-store', 'other-tag'] },
+      { id: 'make-free', source: 'free = np.ones(50 * 1024 * 1024 // 8) * 3' },
+    ];
+    await startServer();
+    await saveNotebook({ publicUrl: hub.publicUrl, user: 'alice', token, path, cells });
+    const notebook = await openNotebook({ publicUrl: hub.publicUrl, user: 'alice', token, path });
+    for (const cell of cells) await notebook.runCell(cell.id, cell.source);
+    await notebook.close();
+
+    clock.travel(2 * 3600);
+    assert.equal((await service.culler!.sweep()).get('alice/'), 'culled');
+    await admin.waitForServerStopped('alice', '', { timeoutMs: 60_000 });
+
+    const listed = await api<{ checkpoints: Array<{ id: string; notebook_path: string }> }>('api/checkpoints');
+    const id = listed.checkpoints.find((c) => c.notebook_path.endsWith(path))!.id;
+    const planned = await api<Detail>(`api/checkpoints/${id}`);
+    const group = (name: string) => planned.plan?.groups.find((g) => g.names.includes(name));
+    assert.equal(group('sent')?.decision, 'store');
+    assert.match(group('sent')?.reason ?? '', /^rebuilding it would re-run cell \[\d+\], which is marked never-rerun$/);
+    assert.equal(group('kept')?.decision, 'store');
+    assert.match(group('kept')?.reason ?? '', /^cell \[\d+\] is marked always-store$/);
+    assert.equal(group('free')?.decision, 'recompute');
   });
 });

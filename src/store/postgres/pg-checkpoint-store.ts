@@ -38,7 +38,13 @@ export type PgCheckpointStoreOptions = { logger?: Logger };
 
 const CELL_COLUMNS =
   'seq, execution_count, code, started_at, duration_s, status, error, created, deleted, rebound, ' +
-  'read, read_all, modified, groups, group_costs, effects_known, timing_known';
+  'read, read_all, modified, groups, group_costs, effects_known, timing_known, cell_id';
+
+/** A checkpoint's own columns but the big ones (manifest, cells, plan), and its session's key. */
+const CHECKPOINT_SUMMARY_COLUMNS = `c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at,
+  c.bytes_stored, c.bytes_reused, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
+  s.user_name, s.server_name, s.notebook_path, s.kernel_name`;
+const CHECKPOINT_WITH_SESSION = 'FROM checkpoint c JOIN kernel_session s ON s.id = c.kernel_session_id';
 
 /** Postgres implementation of CheckpointStore. */
 export class PgCheckpointStore implements CheckpointStore {
@@ -179,7 +185,7 @@ export class PgCheckpointStore implements CheckpointStore {
            FROM jsonb_to_recordset($2::jsonb) AS c(seq integer, execution_count integer, code text, started_at timestamptz,
              duration_s double precision, status text, error jsonb, created text[], deleted text[], rebound text[],
              read text[], read_all boolean, modified text[], groups jsonb, group_costs jsonb, effects_known boolean,
-             timing_known boolean)
+             timing_known boolean, cell_id text)
            ON CONFLICT (kernel_run_id, seq) DO NOTHING`,
           [runId, JSON.stringify(cells.map(cellToJson))],
         );
@@ -310,14 +316,19 @@ export class PgCheckpointStore implements CheckpointStore {
     });
   }
 
+  async getCheckpointSummary(id: string): Promise<CheckpointSummary | null> {
+    if (!isUuid(id)) return null;
+    return this.run({ checkpointId: id }, async (client) => {
+      const { rows } = await client.query(`SELECT ${CHECKPOINT_SUMMARY_COLUMNS} ${CHECKPOINT_WITH_SESSION} WHERE c.id = $1`, [id]);
+      return rows[0] === undefined ? null : toCheckpointSummary(rows[0]);
+    });
+  }
+
   /** Checkpoints (any state) with their session keys, newest first; only `user`'s when given. */
   async listCheckpoints(filter: { user?: string }): Promise<CheckpointSummary[]> {
     return this.run({ user: filter.user }, async (client) => {
       const { rows } = await client.query(
-        `SELECT c.id, c.kernel_session_id, c.kernel_run_id, c.state, c.trigger, c.created_at, c.completed_at,
-                c.bytes_stored, c.bytes_reused, c.error, c.restore_state, c.restored_into_run_id, c.restore_report,
-                s.user_name, s.server_name, s.notebook_path, s.kernel_name
-         FROM checkpoint c JOIN kernel_session s ON s.id = c.kernel_session_id
+        `SELECT ${CHECKPOINT_SUMMARY_COLUMNS} ${CHECKPOINT_WITH_SESSION}
          WHERE $1::text IS NULL OR s.user_name = $1
          ORDER BY c.created_at DESC, c.id`,
         [filter.user ?? null],

@@ -86,6 +86,8 @@ const cellRow = z.object({
   group_costs: z.array(groupCost).nullish(),
   effects_known: z.boolean().nullish(),
   timing_known: z.boolean().nullish(),
+  // The notebook cell's id (migration 0008); NULL or absent: not known.
+  cell_id: z.string().nullish(),
 });
 
 /** A cell inside `checkpoint.cells` (jsonb): the agent protocol's `Cell`, dates as ISO strings. */
@@ -199,6 +201,7 @@ export function cellToJson(cell: CellRecord): Record<string, unknown> {
     seq: cell.seq,
     execution_count: cell.executionCount,
     code: cell.code,
+    cell_id: cell.cellId,
     started_at: cell.startedAt.toISOString(),
     duration_s: cell.durationS,
     status: cell.status,
@@ -243,6 +246,7 @@ function fromCellShape(r: CellShape): CellRecord {
     ...(r.group_costs == null ? {} : { groupCosts: r.group_costs }),
     ...(r.effects_known == null ? {} : { effectsKnown: r.effects_known }),
     ...(r.timing_known == null ? {} : { timingKnown: r.timing_known }),
+    ...(r.cell_id == null ? {} : { cellId: r.cell_id }),
   };
 }
 

@@ -109,7 +109,9 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     await store.recordRestoreReport(report.checkpoint_id, run.id, failed.length === 0, report);
     metrics.restores.inc({ status: failed.length === 0 ? 'ok' : 'partial' });
     metrics.restoreDuration.observe(report.duration_s);
-    if (report.timings !== undefined) options.bandwidth?.noteRead(report.timings.bytes_loaded, report.timings.load_s);
+    const timings = report.timings;
+    // (An agent that does not count blobs says too little: its time could be bytes or blobs.)
+    if (timings?.blobs_loaded !== undefined) options.bandwidth?.noteRead(timings.bytes_loaded, timings.load_s, timings.blobs_loaded);
     const context = { runId: run.id, kernelId: run.kernelId, checkpointId: report.checkpoint_id };
     if (failed.length === 0) logger.info({ ...context, seconds: report.duration_s }, 'restore completed');
     else logger.warn({ ...context, failed }, 'restore completed with variables that could not be restored');
@@ -120,7 +122,7 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     const token = grantOf(req); // 401 before anything else: no hints for callers without a grant
     const { checkpointId, key } = blobAddress(req);
     const grant = grants.verify(token, { checkpointId, action: 'upload' });
-    const checkpoint = await store.getCheckpoint(checkpointId);
+    const checkpoint = await store.getCheckpointSummary(checkpointId);
     // Only the run the grant was issued to may write, and only while the checkpoint is being written.
     if (checkpoint === null || checkpoint.runId !== grant.runId) throw notFound(checkpointId);
     if (checkpoint.state !== 'writing') {
@@ -139,10 +141,10 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     const token = grantOf(req); // 401 before anything else: no hints for callers without a grant
     const { checkpointId, key } = blobAddress(req);
     const grant = grants.verify(token, { checkpointId, action: 'download' });
-    const checkpoint = await store.getCheckpoint(checkpointId);
-    const session = checkpoint === null ? null : await store.getSession(checkpoint.sessionId);
+    // The summary, not the checkpoint: this runs once per blob, and a long history is a big row.
+    const checkpoint = await store.getCheckpointSummary(checkpointId);
     // A blob is only ever loaded into a kernel of the user who owns it (DESIGN invariant 5).
-    if (checkpoint === null || session === null || session.user !== grant.user || checkpoint.state !== 'complete') {
+    if (checkpoint === null || checkpoint.user !== grant.user || checkpoint.state !== 'complete') {
       throw notFound(checkpointId);
     }
     // An unchanged group of an incremental checkpoint is read from the checkpoint that wrote it

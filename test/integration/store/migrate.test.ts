@@ -137,7 +137,9 @@ describe('migrate', () => {
     await assert.rejects(readMigrations(misnamed), { code: 'RESUME_ERR_STORE_MIGRATION_INVALID' });
 
     const gap = await copyOfMigrations();
-    await writeFile(path.join(gap, '0009_create_gap.sql'), 'SELECT 1;\n');
+    // One number past the next free one.
+    const skipped = String((await readMigrations(gap)).length + 2).padStart(4, '0');
+    await writeFile(path.join(gap, `${skipped}_create_gap.sql`), 'SELECT 1;\n');
     await assert.rejects(readMigrations(gap), { code: 'RESUME_ERR_STORE_MIGRATION_INVALID' });
   });
 });

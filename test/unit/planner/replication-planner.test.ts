@@ -7,7 +7,7 @@ import { explainReplication, planReplication, type ReplicationPlan } from '../..
 import { session, type AgentCellFields } from '../history/agent-cells.js';
 
 /** Costs in the tests' own units: 10 bytes take 1 s to write and 1/4 s to read. */
-const MODEL: CostModel = { writeBytesPerS: 10, readBytesPerS: 40, alpha: 1, unknownRuntimeS: 3600 };
+const MODEL: CostModel = { writeBytesPerS: 10, readBytesPerS: 40, writeBlobS: 0, readBlobS: 0, alpha: 1, unknownRuntimeS: 3600 };
 
 const cost = (bytes: number, serializable = true, name = 'x') => ({
   bytes,
@@ -100,7 +100,7 @@ describe('planReplication', () => {
         ['result = slow(arr[:10])', makes(['result'], 100, 120, ['arr'])],
       ),
     );
-    const plan = planReplication(graph, { writeBytesPerS: 95 * mb, readBytesPerS: 200 * mb, alpha: 0.05, unknownRuntimeS: 3600 });
+    const plan = planReplication(graph, { writeBytesPerS: 95 * mb, readBytesPerS: 200 * mb, writeBlobS: 0, readBlobS: 0, alpha: 0.05, unknownRuntimeS: 3600 });
     assert.deepEqual(decisions(plan), { arr: 'recompute', result: 'store' });
     assert.deepEqual(plan.rerunCells, [0]);
     assert.match(plan.groups.find((g) => g.names[0] === 'arr')?.reason ?? '', /^re-running the cells it needs costs less than storing it \(/);
@@ -143,7 +143,12 @@ describe('planReplication', () => {
 
     it('honours never-rerun and always-store notebook tags as well as comments', () => {
       const tags = new Map([[0, ['never-rerun']]]);
-      assert.equal(decisions(planReplication(graphWith('big = 1', 'small = 1'), MODEL, { tags }))['big'], 'store');
+      const tagged = graphWith('big = 1', 'small = 1');
+      const byTag = planReplication(tagged, MODEL, { tags });
+      assert.equal(decisions(byTag)['big'], 'store');
+      // The plan keeps the tags it honoured, so its stored form explains itself without the notebook.
+      assert.deepEqual(JSON.parse(JSON.stringify(byTag)).cellTags, { 0: ['never-rerun'] });
+      assert.match(explainReplication(tagged, byTag).groups[0]?.reason ?? '', /which is marked never-rerun$/);
       const plan = planReplication(graphWith('big = 1', '# resume: always-store\nsmall = 2'), { ...MODEL, alpha: 1000 });
       assert.equal(decisions(plan)['small'], 'store');
       assert.match(plan.groups[1]?.reason ?? '', /always-store/);
@@ -171,12 +176,35 @@ describe('planReplication', () => {
     });
   });
 
-  describe('cells a re-run would not reproduce', () => {
+  it('counts a fixed time per stored blob: many small values from fast cells are rebuilt, not stored one blob each', () => {
+    const cells = Array.from({ length: 100 }, (_, i): [string, AgentCellFields] => [`v${i} = ${i} * 2`, makes([`v${i}`], 30, 0.001)]);
+    const graph = HistoryGraph.fromCells(session(...cells));
+    const model: CostModel = { writeBytesPerS: 100e6, readBytesPerS: 200e6, writeBlobS: 0, readBlobS: 0, alpha: 0.05, unknownRuntimeS: 3600 };
+    // Bytes alone: 30 bytes cost nanoseconds to store, less than a 1 ms re-run.
+    assert.ok(planReplication(graph, model).groups.every((g) => g.decision === 'store'));
+    // With 5 ms to read a blob back (and 10 ms to write one), re-running each 1 ms cell is cheaper.
+    const plan = planReplication(graph, { ...model, writeBlobS: 0.01, readBlobS: 0.005 });
+    assert.ok(plan.groups.every((g) => g.decision === 'recompute'));
+    assert.ok(Math.abs(plan.predicted.restoreS - 0.1) < 1e-9, String(plan.predicted.restoreS));
+    assert.ok(Math.abs(planReplication(graph, { ...model, writeBlobS: 0.01, readBlobS: 0.005 }, { strategy: 'store-all' }).predicted.loadS - 0.5) < 1e-4);
+  });
+
+  describe('cells a re-run would not repeat faithfully', () => {
+    it('stores what a cell that writes a file made rather than writing the file again', () => {
+      const graph = HistoryGraph.fromCells(
+        session(["with open('log.txt', 'a') as f:\n    f.write('ran')\nlines = 1", makes(['f', 'lines'], 1000, 0.001)]),
+      );
+      const plan = planReplication(graph, MODEL);
+      assert.deepEqual(decisions(plan), { f: 'store', lines: 'store' });
+      assert.equal(plan.groups[0]?.reason, 're-running cell [1] (it calls f.write()) would repeat what it did outside the kernel');
+      assert.deepEqual(plan.rerunCells, []);
+    });
+
     it('stores what an unseeded random cell made even when re-running it is cheaper', () => {
       const graph = HistoryGraph.fromCells(session(['x = np.random.rand(1000)', makes(['x'], 1000, 0.001)]));
       const plan = planReplication(graph, MODEL);
       assert.deepEqual(decisions(plan), { x: 'store' });
-      assert.equal(plan.groups[0]?.reason, 'cell [1] calls random.rand(), so a re-run would give other values');
+      assert.equal(plan.groups[0]?.reason, 're-running cell [1] (it calls random.rand()) would give other values');
       // The same cell seeded by itself reproduces its draw: rebuilding is cheaper, so it is rebuilt.
       const seeded = HistoryGraph.fromCells(session(['np.random.seed(0)\nx = np.random.rand(1000)', makes(['x'], 1000, 0.001)]));
       assert.deepEqual(decisions(planReplication(seeded, MODEL)), { x: 'recompute' });

@@ -11,7 +11,7 @@ from .blob_format import blob_parts, hash_parts
 from .change_tracker import ChangeTracker
 from .object_links import LinkFilter, group_names
 from .protocol import PROTOCOL_VERSION
-from .serializer import NotSerializable, Pickled, dump
+from .serializer import NotSerializable, Pickled, dump, with_code_bound
 from .user_namespace import namespace_ids, type_name, user_variables
 
 
@@ -35,8 +35,10 @@ def checkpoint(
     Modules become ``imports``. Everything else is pickled variable by variable (protocol 5,
     out-of-band buffers; dill where pickle cannot), then grouped by shared objects (union-find
     over memo ids), and each group is written as one blob holding one pickle of a dict, so
-    ``b is a`` survives. A variable alone in its group reuses its first pickle. A variable that
-    cannot be serialized, and every variable it shares objects with, is listed in ``recompute``.
+    ``b is a`` survives. A variable alone in its group reuses its first pickle, and so does one
+    whose group adds only notebook classes and functions its pickle already carries (``points``
+    with ``Point``, see ``serializer.with_code_bound``). A variable that cannot be serialized,
+    and every variable it shares objects with, is listed in ``recompute``.
 
     Incremental: a group with exactly the names of a group of ``base`` is not written again
     when ``changes`` says none of its members changed since ``base`` was written or restored
@@ -116,10 +118,9 @@ def checkpoint(
                 pickled.pop(name, None)
             continue
         t_serialize = time.perf_counter()
-        if len(members) == 1:
-            result = pickled[members[0]]
-        else:
-            prefer = "dill" if any(pickled[name].serializer == "dill" for name in members) else "pickle"
+        result = pickled[members[0]] if len(members) == 1 else _with_its_code(members, candidates, pickled)
+        if result is None:
+            prefer = "dill" if any(pickled[name].all_dill for name in members) else "pickle"
             try:
                 result = dump({name: candidates[name] for name in members}, roots, prefer)
             except NotSerializable as error:
@@ -161,6 +162,20 @@ def checkpoint(
         "variables": [{"name": name, "type": type_name(value), "how": how[name]} for name, value in variables.items()],
         "timings": {"serialize_s": round(serialize_s, 6), "upload_s": round(upload_s, 6)},
     }
+
+
+def _with_its_code(members: list[str], candidates: dict, pickled: dict[str, Pickled]) -> Pickled | None:
+    """A group's dump made from one member's: the others are notebook code its pickle already carries.
+
+    ``None`` when no member's pickle carries all the others (the group is pickled as a whole).
+    """
+    for name in members:
+        if pickled[name].notebook_code:
+            others = {other: candidates[other] for other in members if other != name}
+            result = with_code_bound(pickled[name], others)
+            if result is not None:
+                return result
+    return None
 
 
 def _same_bytes(previous: dict | None, serializer: str, parts: list, total: int) -> bool:

@@ -3,11 +3,14 @@
 ``verify`` runs a notebook, checkpoints, restores into a fresh kernel and compares the two
 descriptions. Fingerprints must therefore be equal for equal state in two different
 processes: string hashing is randomised per process (set order differs), and code objects
-carry per-kernel file names, so both are normalised before hashing.
+carry per-kernel file names, so both are normalised before hashing. Nor may pickling change
+them: copyreg caches ``__slotnames__`` on a class the first time one of its instances is
+pickled, so a notebook class is given that cache before its by-value bytes are hashed.
 """
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import io
 import pickle
@@ -74,6 +77,18 @@ def _canonical_bytes(value) -> bytes:
     return out.getvalue()
 
 
+def _settle_slotnames(cls: type) -> None:
+    """Caches ``__slotnames__`` on ``cls`` now, as pickling any of its instances would.
+
+    A class's by-value bytes hold its ``__dict__``: with the cache added by the first pickle of
+    an instance (a checkpoint's, a cell record's), they would differ before and after it.
+    """
+    try:
+        copyreg._slotnames(cls)  # noqa: SLF001 - the very function pickle calls
+    except Exception:  # noqa: BLE001 - odd ``__slots__``: pickling an instance would fail the same way
+        pass
+
+
 _canonical_dill_class = None
 
 
@@ -95,6 +110,13 @@ def _canonical_dill():
             dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch.copy())
             dispatch[types.CodeType] = save_normalised_code
             dispatch.update(_CANONICAL_DISPATCH)
+
+            def save(self, obj, save_persistent_id=True):
+                # Notebook classes are saved by value, wherever they are met (a class attribute,
+                # a closure): each first gets the cache an instance's pickle would give it.
+                if isinstance(obj, type) and getattr(obj, "__module__", None) == "__main__":
+                    _settle_slotnames(obj)
+                super().save(obj, save_persistent_id)
 
         _canonical_dill_class = _CanonicalDillPickler
     return _canonical_dill_class

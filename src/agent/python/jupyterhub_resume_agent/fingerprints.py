@@ -27,6 +27,16 @@ How it is taken (Kishu's design, with pickle's own notion of reachability):
   modifying it. Its links come from a walk of real references (``reference_walk``); a walk cut
   short leaves them unknown. Types pickle is known to refuse are recognised from a table before
   any pickling (``unserializable_types``): no failed attempt to pay for.
+* Whether a checkpoint can store the value anyway (``unstorable_reason``, which ``group_costs``
+  reports) follows the checkpoint's own rule, ``serializer.dump``: pickle, else dill, which saves
+  locks, events, queues and futures by making new ones, but no generator, socket or open
+  database connection. A value the fingerprint's pickle saved is stored (its notebook code too,
+  which dill saves by value). For one it refused, the answer comes as cheaply as it can: from
+  the table when the value's own type settles it; else from a second C pickle that saves what
+  dill saves as dill does and stops at what neither can save (``_StoragePickler``); only for a
+  failure neither explains, from dill itself, within ``DILL_CHECK_BYTES``. Ordinary values never
+  meet dill here. A value too big to check after a cell keeps pickle's verdict, and says so.
+  Without dill in the kernel, pickle's verdict is the checkpoint's (notebook code included).
 
 Big object graphs are not pickled in full after a cell (``take(..., estimate=True)``). A sample
 of the graph (``graph_estimate``) says how many objects pickle would memoize: first thing for a
@@ -68,12 +78,22 @@ from operator import itemgetter
 
 from .array_views import root_array
 from .code_reads import code_names, global_names_of, is_notebook_code
-from .file_handles import reduce_file_handle
+from .file_handles import OpenForWriting, reduce_file_handle
 from .graph_estimate import GraphEstimate, estimate_graph, is_big_container
 from .object_links import LinkFilter
 from .reference_walk import reachable_objects
-from .serializer import PROTOCOL, unserializable_reason
-from .unserializable_types import known_unserializable
+from .serializer import (
+    NOTEBOOK_CODE,
+    PROTOCOL,
+    CappedBuffer,
+    NotSerializable,
+    OverBudget,
+    dill_available,
+    dump_with_dill,
+    unserializable_reason,
+    without_dill,
+)
+from .unserializable_types import known_unserializable, known_unstorable, type_refusal
 
 #: Buffers from this size are hashed in chunks on several threads.
 _PARALLEL_FROM = 64 << 20
@@ -87,6 +107,10 @@ PER_CELL_OBJECT_BUDGET = 20_000
 IN_BAND_BUDGET = 1 << 20
 #: What the C pickler writes at a time (protocol 5 frames): a pickle that fits is small.
 FRAME_BYTES = 64 << 10
+#: What dill may write to tell whether it can save a value pickle refused (dill's pickler runs in
+#: Python, about a hundred times slower than the C one: one frame is tens of milliseconds).
+DILL_CHECK_BYTES = FRAME_BYTES
+_NOT_CHECKED = "not checked whether dill can save it (too big to check after a cell)"
 
 #: Types the C pickler saves itself (no ``__reduce__``, so no temporaries in the memo).
 _DIRECT_TYPES = frozenset(
@@ -107,6 +131,8 @@ class Fingerprint:
     """One variable's state as far as dependencies go.
 
     ``digest`` is ``None`` when the content was not hashed (yet, or not serializable).
+    ``serializable``: the fingerprint's pickle saved it, so its content is compared (whether a
+    checkpoint can store it is ``unstorable_reason``).
     ``code_reads``: globals that notebook functions and classes it reaches may read.
     """
 
@@ -129,6 +155,10 @@ class Fingerprint:
     #: a stand-in (an estimated graph, a reference walk cut short, or a value a cell may have
     #: changed without it being measured again), which ``covariables`` joins conservatively.
     links_known: bool = True
+    #: Why a checkpoint could not store it, by ``serializer.dump``'s rule (pickle, else dill; see
+    #: the module doc); ``None`` when a checkpoint stores it. What ``group_costs`` reports: a lock
+    #: is not ``serializable`` (its content cannot be compared), yet a checkpoint stores it.
+    unstorable_reason: str | None = None
 
     @property
     def too_costly_per_cell(self) -> bool:
@@ -227,29 +257,60 @@ class _FingerprintPickler(pickle.Pickler):
         return NotImplemented
 
 
-class _OverBudget(Exception):
-    """A pickle stopped past its byte budget."""
-
-    def __init__(self, written: int) -> None:
-        super().__init__(f"more than {written} bytes")
-        self.written = written
+class _Unstorable(Exception):
+    """``_StoragePickler`` met an object neither pickle nor dill can save; the message is why."""
 
 
-class _CappedBuffer(io.BytesIO):
-    """Where a fingerprint's pickle goes, refusing to grow past ``cap`` bytes.
+class _StoragePickler(_FingerprintPickler):
+    """The fingerprint's pickler, going on past what pickle refuses but a checkpoint's dill saves.
 
-    The C pickler hands over its output a frame (64 KiB) at a time, so the check costs nothing.
+    It answers "would ``serializer.dump`` store this?" at C speed for a value the fingerprint's
+    pickle refused. Types dill saves are saved as dill saves them (a lock as nothing: dill makes
+    a new one; a weak reference as its referent), objects that pickle refuses only for the locks
+    they hold are pickled through, and a type neither can save stops it (``_Unstorable``). It
+    saves notebook code by value, as dill does. Only values pickle refused meet it: one more
+    table lookup per object is affordable there.
     """
 
-    def __init__(self, cap: int) -> None:
-        super().__init__()
-        self.cap = cap
+    def reducer_override(self, obj):
+        refusal = type_refusal(type(obj))
+        if refusal is None:
+            return super().reducer_override(obj)
+        if not refusal.dill_saves:
+            raise _Unstorable(refusal.reason)
+        if refusal.parts is None:
+            return NotImplemented  # it holds locks: its state is pickled, and they are met in turn
+        return list, (), None, iter([_MARKER + "dill", *refusal.parts(obj)])
 
-    def write(self, data) -> int:
-        written = self.tell() + memoryview(data).nbytes
-        if written > self.cap:
-            raise _OverBudget(written)
-        return super().write(data)
+
+def _leave_out(_buffer) -> None:
+    # A false answer keeps an array's memory out of the pickle: only whether it pickles matters.
+    return None
+
+
+def _storage_dump(value, cap: int | None) -> None:
+    """Pickles ``value`` with ``_StoragePickler``, bytes thrown away; raises ``OverBudget`` past ``cap``."""
+    out = io.BytesIO() if cap is None else CappedBuffer(cap)
+    pickler = _StoragePickler(out, protocol=PROTOCOL, buffer_callback=_leave_out)
+    pickler.dispatch_table = _dispatch_table()
+    pickler.dump(value)
+
+
+def _code_pickle_refuses(objects: list, kinds: set) -> str | None:
+    """Why a checkpoint's pickle would refuse code among ``objects`` that fingerprints save by value.
+
+    Notebook functions and classes, and library functions not importable by name: dill saves
+    them by value, so this matters only in a kernel without dill.
+    """
+    code_kinds = {kind for kind in kinds if kind is types.FunctionType or issubclass(kind, type)}
+    if not code_kinds:
+        return None
+    for obj in _of_kinds(objects, code_kinds):
+        if getattr(obj, "__module__", None) == "__main__":
+            return NOTEBOOK_CODE
+        if type(obj) is types.FunctionType and not _importable(obj):
+            return f"cannot pickle {obj.__module__}.{obj.__qualname__} by name"
+    return None
 
 
 @dataclass
@@ -265,9 +326,9 @@ class _Dump:
 
 
 def _dump(value, cap: int | None = None) -> _Dump:
-    """Pickles ``value`` for a fingerprint; raises ``_OverBudget`` past ``cap`` bytes, if given."""
+    """Pickles ``value`` for a fingerprint; raises ``OverBudget`` past ``cap`` bytes, if given."""
     buffers: list = []
-    out = io.BytesIO() if cap is None else _CappedBuffer(cap)
+    out = io.BytesIO() if cap is None else CappedBuffer(cap)
     pickler = _FingerprintPickler(out, protocol=PROTOCOL, buffer_callback=buffers.append)
     pickler.dispatch_table = _dispatch_table()
     pickler.dump(value)
@@ -385,6 +446,7 @@ class FingerprintTaker:
         self._skip_ids = {id(namespace), id(builtins.__dict__)}
         self._verdicts: dict = {}
         self._by_id: dict[int, tuple[object, Fingerprint]] = {}
+        self._dill_found: bool | None = None
         #: Bytes hashed by this taker (instrumentation for tests and measurements).
         self.hashed_bytes = 0
 
@@ -439,11 +501,11 @@ class FingerprintTaker:
         reason = known_unserializable(value)
         if reason is not None:
             # A walk cut short last time would be cut short again: its links stay unknown.
-            return self._unserializable(value, reason, walk=previous is None or previous.links_known)
+            return self._unserializable(value, reason, walk=previous is None or previous.links_known, estimate=estimate)
         try:
             first = self._first_dump(value, estimate)
         except (Exception, RecursionError) as error:  # noqa: BLE001 - any failure means "cannot compare"
-            return self._unserializable(value, unserializable_reason(error))
+            return self._unserializable(value, unserializable_reason(error), estimate=estimate)
         if isinstance(first, Fingerprint):
             return first  # too big: estimated
         digest, total = self._digest(first, hash_large)
@@ -467,12 +529,16 @@ class FingerprintTaker:
             try:
                 second = _dump(value)  # ``first`` stays alive: its temporaries' ids cannot come back
             except (Exception, RecursionError) as error:  # noqa: BLE001
-                return self._unserializable(value, unserializable_reason(error))
+                return self._unserializable(value, unserializable_reason(error), estimate=estimate)
             persistent = first.memo.keys() & second.memo.keys()
             del second
             objects = list(map(itemgetter(1), map(first.memo.__getitem__, persistent)))
             kinds = set(map(type, objects))
             link_ids = self._link_ids(value, objects, kinds)
+        # Notebook code is stored by value, which takes dill (a question asked only when it matters).
+        unstorable = _code_pickle_refuses(objects, kinds)
+        if unstorable and self._dill_ready():
+            unstorable = None
         return Fingerprint(
             id(value),
             frozenset(link_ids),
@@ -483,6 +549,7 @@ class FingerprintTaker:
             reached,
             size=total,
             size_exact=True,
+            unstorable_reason=without_dill(unstorable) if unstorable else None,
         )
 
     def _first_dump(self, value: object, estimate: bool) -> _Dump | Fingerprint:
@@ -499,16 +566,16 @@ class FingerprintTaker:
         if not is_big_container(value):
             try:
                 return _dump(value, FRAME_BYTES)
-            except _OverBudget:
+            except OverBudget:
                 pass
         graph = estimate_graph(value, self._skip_ids)
         if graph is not None and graph.unserializable_reason is not None:
-            return self._unserializable(value, graph.unserializable_reason, graph)
+            return self._unserializable(value, graph.unserializable_reason, graph, estimate=True)
         if graph is not None and graph.objects > PER_CELL_OBJECT_BUDGET:
             return self._estimated(value, graph, graph.objects, graph.size)
         try:
             return _dump(value, IN_BAND_BUDGET)
-        except _OverBudget as over:
+        except OverBudget as over:
             # Past the budget, and at least that many bytes.
             objects = max(graph.objects if graph else 0, PER_CELL_OBJECT_BUDGET + 1)
             return self._estimated(value, graph, objects, max(graph.size if graph else 0, over.written))
@@ -516,6 +583,8 @@ class FingerprintTaker:
     def _estimated(self, value: object, graph: GraphEstimate | None, objects: int, size: int) -> Fingerprint:
         """The stand-in fingerprint of a graph too big to pickle per cell (see the module doc)."""
         link_ids = frozenset((id(value),)) if self.link_filter.links(value) else frozenset()
+        # Without dill, notebook code in the sample is what a checkpoint's pickle would refuse.
+        needs_dill = graph is not None and graph.notebook_code and not self._dill_ready()
         return Fingerprint(
             id(value),
             link_ids,
@@ -526,6 +595,7 @@ class FingerprintTaker:
             size=size,
             size_exact=False,
             links_known=False,
+            unstorable_reason=without_dill(NOTEBOOK_CODE) if needs_dill else None,
         )
 
     def _estimated_code_reads(self, graph: GraphEstimate | None) -> frozenset:
@@ -574,13 +644,64 @@ class FingerprintTaker:
             link_ids |= _array_bases(arrays)
         return link_ids
 
+    def _dill_ready(self) -> bool:
+        """Whether a checkpoint can fall back to dill in this kernel (looked up once per taker)."""
+        if self._dill_found is None:
+            self._dill_found = dill_available()
+        return self._dill_found
+
+    def _unstorable_reason(
+        self, value: object, pickle_reason: str, graph: GraphEstimate | None, estimate: bool
+    ) -> str | None:
+        """Why a checkpoint could not store ``value``, which the fingerprint's pickle refused; ``None`` when it can.
+
+        The checkpoint's rule (``serializer.dump``), answered as cheaply as it can be: see the
+        module doc. The reason is the one a checkpoint would give, or one of the same kind.
+
+        :param pickle_reason: why the fingerprint's pickle refused it.
+        :param graph: its estimate, if one was taken (a graph past the budget is not pickled again).
+        :param estimate: whether a big graph may be left unchecked (``take``'s ``estimate``).
+        """
+        if not self._dill_ready():
+            return without_dill(pickle_reason)
+        known = known_unstorable(value)
+        if known is not None:
+            return known
+        if graph is not None and graph.objects > PER_CELL_OBJECT_BUDGET:
+            # Too big to pickle after a cell: the sample is all there is to go on.
+            return graph.unstorable_reason or f"{pickle_reason}; {_NOT_CHECKED}"
+        try:
+            _storage_dump(value, IN_BAND_BUDGET if estimate else None)
+            return None
+        except _Unstorable as refused:
+            return str(refused)
+        except OpenForWriting as error:  # refused by both serializers' file reducer
+            return unserializable_reason(error)
+        except OverBudget:
+            return f"{pickle_reason}; {_NOT_CHECKED}"
+        except (Exception, RecursionError):  # noqa: BLE001 - something the table does not know: ask dill
+            pass
+        try:
+            dump_with_dill(value, set(), DILL_CHECK_BYTES)
+        except NotSerializable as error:
+            return str(error)
+        except OverBudget:
+            return f"{pickle_reason}; {_NOT_CHECKED}"
+        return None
+
     def _unserializable(
-        self, value: object, reason: str, graph: GraphEstimate | None = None, walk: bool = True
+        self,
+        value: object,
+        reason: str,
+        graph: GraphEstimate | None = None,
+        walk: bool = True,
+        estimate: bool = False,
     ) -> Fingerprint:
-        """The fingerprint of a value pickle cannot save.
+        """The fingerprint of a value pickle cannot save (which a checkpoint may still store).
 
         :param graph: its estimate, if one was taken (a graph past the budget is not walked).
         :param walk: ``False`` leaves its links unknown without walking its references.
+        :param estimate: ``take``'s ``estimate``.
         """
         objects, complete = [value], False
         try:
@@ -595,5 +716,12 @@ class FingerprintTaker:
             link_ids.add(id(value))
             reads |= self._estimated_code_reads(graph)
         return Fingerprint(
-            id(value), frozenset(link_ids), None, False, reads, unserializable_reason=reason, links_known=complete
+            id(value),
+            frozenset(link_ids),
+            None,
+            False,
+            reads,
+            unserializable_reason=reason,
+            links_known=complete,
+            unstorable_reason=self._unstorable_reason(value, reason, graph, estimate),
         )

@@ -23,7 +23,8 @@ array its buffer. An estimate can be far off either way (a sample misses what on
 elements hold); it only decides whether a value is pickled at all, and a value that is not is
 treated conservatively (see ``fingerprints``). On the way the walk notes the notebook code it saw
 and the first object pickle is known to refuse (``unserializable_types``) among the items of
-built-in containers, which pickle must save (the value itself is for the caller to check).
+built-in containers, which pickle must save (the value itself is for the caller to check), and
+the first such object dill cannot save either.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from .reference_walk import module_dict_ids
-from .unserializable_types import known_unserializable
+from .unserializable_types import known_unserializable, known_unstorable
 
 #: Elements of a big container that stand for all of them.
 SAMPLE = 16
@@ -59,6 +60,8 @@ class GraphEstimate(NamedTuple):
     notebook_code: tuple
     #: Why pickle cannot save an object the sample found where pickle must save it; ``None`` when none was seen.
     unserializable_reason: str | None
+    #: Why a checkpoint (pickle, then dill) cannot save such an object; ``None`` when none was seen.
+    unstorable_reason: str | None = None
 
 
 class _GaveUp(Exception):
@@ -74,6 +77,7 @@ class _Walk:
         self.visits = 0
         self.notebook_code: dict = {}  # an ordered set
         self.unserializable_reason: str | None = None
+        self.unstorable_reason: str | None = None
         self.module_dicts: set[int] | None = None
         self.numpy = sys.modules.get("numpy")
 
@@ -98,8 +102,11 @@ class _Walk:
         self.visits += 1
         if self.visits > MAX_VISITS or depth > MAX_DEPTH:
             raise _GaveUp
-        if must_save and depth and self.unserializable_reason is None:  # the value itself: see the caller
-            self.unserializable_reason = known_unserializable(obj)
+        if must_save and depth and self.unstorable_reason is None:  # the value itself: see the caller
+            refused = known_unserializable(obj)
+            if refused is not None:  # what dill cannot save, pickle cannot either
+                self.unserializable_reason = self.unserializable_reason or refused
+                self.unstorable_reason = known_unstorable(obj)
         if kind in _CONTAINERS:
             return self._container(obj, kind, depth, must_save)
         if self.numpy is not None and kind is self.numpy.ndarray:
@@ -210,4 +217,6 @@ def estimate_graph(value: object, skip_ids: set[int]) -> GraphEstimate | None:
         objects, size = walk.visit(value, 0, must_save=True)
     except Exception:  # noqa: BLE001 - too rich (_GaveUp), too deep, or a broken object: pickle decides
         return None
-    return GraphEstimate(round(objects), round(size), tuple(walk.notebook_code), walk.unserializable_reason)
+    return GraphEstimate(
+        round(objects), round(size), tuple(walk.notebook_code), walk.unserializable_reason, walk.unstorable_reason
+    )

@@ -2,9 +2,9 @@
 
 A checkpoint stores a whole group or rebuilds it from history (agent protocol, "Dependency
 fields"). What that choice needs to know about a group is already in its members' cached
-fingerprints (``fingerprints.Fingerprint``): serialized size, whether pickle can save it, and
-why not. Fingerprints are taken again only when a variable could have changed, so the facts of
-a group are as fresh as its fingerprints, at no extra cost per cell.
+fingerprints (``fingerprints.Fingerprint``): serialized size, whether a checkpoint can store it,
+and why not. Fingerprints are taken again only when a variable could have changed, so the facts
+of a group are as fresh as its fingerprints, at no extra cost per cell.
 
 Per group, aligned index by index with the record's ``groups`` (field ``group_costs``):
 
@@ -15,9 +15,12 @@ Per group, aligned index by index with the record's ``groups`` (field ``group_co
   still current. Sizes of immutable atoms are estimates, and a variable too costly to fingerprint
   after every cell keeps the size it had when it was bound, which an in-place change may have
   made stale.
-* ``serializable``: no member is known to fail pickling (``unserializable`` is empty).
-* ``unserializable``: ``{"name", "reason"}`` of each member pickle cannot save (a generator, a
-  socket, a list holding one ...), the reason naming what failed.
+* ``serializable``: a checkpoint would store every member (``unserializable`` is empty). The
+  rule is the checkpoint's own (``serializer.dump``: pickle, else dill), so a lock, an event, a
+  queue or a notebook lambda counts as serializable: dill saves them, making new ones.
+* ``unserializable``: ``{"name", "reason"}`` of each member neither pickle nor dill can save (a
+  generator, a socket, a list holding one ...), the reason naming what failed, as a checkpoint's
+  ``recompute`` entry would (``Fingerprint.unstorable_reason``).
 """
 
 from __future__ import annotations
@@ -53,9 +56,8 @@ def _group_cost(entries: Mapping[str, Fingerprint], group: list[str]) -> dict:
             # Never fingerprinted: its size is unknown; whether it pickles is for a checkpoint to find out.
             exact = False
             continue
-        if not fingerprint.serializable:
-            reason = fingerprint.unserializable_reason or "pickle cannot save it"
-            unserializable.append({"name": name, "reason": reason})
+        if fingerprint.unstorable_reason is not None:
+            unserializable.append({"name": name, "reason": fingerprint.unstorable_reason})
         if fingerprint.value_id in objects:
             continue  # another name for an object already counted
         objects.add(fingerprint.value_id)

@@ -159,12 +159,16 @@ class LinkFilter:
 def group_names(names: list[str], link_ids: dict[str, set[int]]) -> list[list[str]]:
     """Union-find over variables that share a linking id.
 
+    Set operations at C speed, never a Python step per id: a variable that reaches 100,000
+    instances links through 200,000 ids. Each group keeps the ids its members link through; a
+    variable whose ids meet none seen so far starts a group, any other joins every group its
+    ids meet.
+
     :param names: variables in namespace order.
     :param link_ids: each variable's linking ids.
     :returns: groups in order of their first member, members in namespace order.
     """
     parent = {name: name for name in names}
-    position = {name: index for index, name in enumerate(names)}
 
     def find(name: str) -> str:
         while parent[name] != name:
@@ -172,18 +176,17 @@ def group_names(names: list[str], link_ids: dict[str, set[int]]) -> list[list[st
             name = parent[name]
         return name
 
-    owner: dict[int, str] = {}
+    group_ids: dict[str, set[int]] = {}  # a group's root → the ids its members link through
+    seen: set[int] = set()
     for name in names:
-        for ident in link_ids.get(name, ()):
-            other = owner.setdefault(ident, name)
-            if other != name:
-                root_a, root_b = find(name), find(other)
-                if root_a != root_b:
-                    # The earlier variable's root wins, so group order follows the namespace.
-                    if position[root_a] < position[root_b]:
-                        parent[root_b] = root_a
-                    else:
-                        parent[root_a] = root_b
+        ids = link_ids.get(name)
+        if not ids:
+            continue
+        met = [] if seen.isdisjoint(ids) else [root for root, held in group_ids.items() if not held.isdisjoint(ids)]
+        for root in met:
+            parent[root] = name
+        group_ids[name] = set().union(ids, *(group_ids.pop(root) for root in met)) if met else ids
+        seen |= ids
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(find(name), []).append(name)

@@ -46,6 +46,7 @@ class Recorder:
         self._depth = 0
         self._before: dict[str, int] = {}
         self._code = ""
+        self._cell_id: str | None = None
         self._started_at = ""
         self._t0 = 0.0
         self._pre_hook_s = 0.0
@@ -103,6 +104,10 @@ class Recorder:
             except Exception as error:  # noqa: BLE001 - must not break the user's cell
                 log_exception("could not prepare for a cell", error)
         self._code = getattr(info, "raw_cell", "") or ""
+        # The notebook cell's id, which JupyterLab sends with each execute request (metadata
+        # ``cellId``): the service looks the cell's tags up by it (a kernel never sees tags).
+        cell_id = getattr(info, "cell_id", None)
+        self._cell_id = cell_id if isinstance(cell_id, str) and cell_id else None
         try:
             self._before = namespace_ids(self.shell)
         except Exception as error:  # noqa: BLE001 - IPython would print a callback traceback into the cell
@@ -145,6 +150,7 @@ class Recorder:
                 "seq": seq,
                 "execution_count": getattr(result, "execution_count", None),
                 "code": self._code,
+                "cell_id": self._cell_id,
                 "started_at": self._started_at,
                 "duration_s": round(t_end - self._t0, 6),
                 "status": "error" if error is not None else "ok",

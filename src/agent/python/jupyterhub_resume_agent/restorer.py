@@ -105,8 +105,8 @@ def restore_by_plan(shell, manifest: dict, cells: list[dict], source, plan: dict
 
     :param plan: ``{"rerun": [history index…], "load_after": {key: index}, "fallback": {key: [index…]}}``.
     :returns: the RestoreReport, with ``rerun`` (each re-run cell's index and error, or ``None``)
-        and ``timings`` (``load_s``, ``rerun_s``, ``bytes_loaded``: what the service learns its
-        read bandwidth from).
+        and ``timings`` (``load_s``, ``rerun_s``, ``bytes_loaded``, ``blobs_loaded``: what the
+        service learns its read bandwidth and per-blob time from).
     """
     t_start = time.perf_counter()
     namespace = shell.user_ns
@@ -117,11 +117,13 @@ def restore_by_plan(shell, manifest: dict, cells: list[dict], source, plan: dict
     rerun = set(plan["rerun"])
     not_loaded: list[str] = []
     bytes_loaded = 0
+    blobs_loaded = 0
     t_load = time.perf_counter()
     for group in manifest["groups"]:
         try:
             loaded[group["key"]] = _load_group(source, group)
             bytes_loaded += group["bytes"]
+            blobs_loaded += 1
         except Exception as error:  # noqa: BLE001 - one bad group is rebuilt, or fails only its variables
             not_loaded.extend(group["names"])
             fallback = plan["fallback"].get(group["key"])
@@ -174,7 +176,12 @@ def restore_by_plan(shell, manifest: dict, cells: list[dict], source, plan: dict
     shell.execution_count = manifest["execution_count"]
     report = _report(manifest, status, t_start)
     report["rerun"] = [{"index": index, "error": errors.get(index)} for index in sorted(errors)]
-    report["timings"] = {"load_s": round(load_s, 6), "rerun_s": round(rerun_s, 6), "bytes_loaded": bytes_loaded}
+    report["timings"] = {
+        "load_s": round(load_s, 6),
+        "rerun_s": round(rerun_s, 6),
+        "bytes_loaded": bytes_loaded,
+        "blobs_loaded": blobs_loaded,
+    }
     return report
 
 
