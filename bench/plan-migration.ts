@@ -107,17 +107,23 @@ export async function measureMigrations(
   progress('measuring the blob store');
   const measured = await service.blobs.measureBandwidth(32 * 1024 * 1024);
   // Bytes per second fixed for the whole run, so every plan of every notebook is made on the same
-  // bandwidth; the per-blob times are learned from the checkpoints, as in the service.
+  // bandwidth; the per-blob times are learned from checkpoints and restores, as in the service.
   const bandwidth = new StoreBandwidth(measured);
   const runners = new Map(PLANS.map((p) => [p.label, service.plannedCheckpoints(p.strategy, bandwidth, p.alpha)]));
 
-  const warmUp: OverheadNotebook = { name: 'warm-up', description: '', cells: ['xs = list(range(1000))', 'total = sum(xs)'] };
+  // Forty small values: the store-all pass teaches the per-blob times, as a service's first
+  // checkpoints and restores would, before any reported plan is made.
+  const warmUp: OverheadNotebook = {
+    name: 'warm-up',
+    description: '',
+    cells: Array.from({ length: 40 }, (_, i) => `w${i} = list(range(${i * 100}))`),
+  };
   progress('warming up (not reported)');
-  await migrate(service, runners, kernels, warmUp, () => undefined);
+  await migrate(service, runners, kernels, warmUp, bandwidth, () => undefined);
 
   const notebooks: NotebookMigration[] = [];
   for (const notebook of migrationNotebooks().filter((n) => only === undefined || only.includes(n.name))) {
-    const plans = await migrate(service, runners, kernels, notebook, progress);
+    const plans = await migrate(service, runners, kernels, notebook, bandwidth, progress);
     notebooks.push({
       name: notebook.name,
       description: notebook.description,
@@ -150,6 +156,7 @@ async function migrate(
   runners: ReadonlyMap<PlanLabel, CheckpointRunner>,
   kernels: { track: (kernel: BenchKernel) => void; untrack: (kernel: BenchKernel) => Promise<void> },
   notebook: OverheadNotebook,
+  bandwidth: StoreBandwidth,
   progress: (message: string) => void,
 ): Promise<Record<PlanLabel, PlanMigration>> {
   progress(`${notebook.name}: running ${notebook.cells.length} cells`);
@@ -183,6 +190,9 @@ async function migrate(
           ...(instruction.plan === undefined ? {} : { plan: instruction.plan }),
         });
         const restoreS = secondsSince(restoreStarted);
+        // What the service does with a restore report (agent-router): learn the read side.
+        const timings = report.timings;
+        if (timings?.blobs_loaded !== undefined) bandwidth.noteRead(timings.bytes_loaded, timings.load_s, timings.blobs_loaded);
         const compared = compareDescriptions(before, await fresh.agent.describe(), report);
         const problems = compared.filter((v) => v.status === 'differs' || v.status === 'missing').map((v) => `${v.name}: ${v.detail}`);
         const plan = checkpoint.plan as ReplicationPlan | null;

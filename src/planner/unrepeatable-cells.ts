@@ -65,11 +65,16 @@ const UNSEEDABLE: readonly RegExp[] = [
   /\.\s*(?:now|today|utcnow)\s*\(/,
 ];
 
+/** Every pattern above needs one of these words (or a `!`/`%` line): a cheap first test. */
+const CANDIDATE = /random|rand|shuffle|permutation|sample|default_rng|uuid|urandom|secrets|time|now|today|write|to_|save|dump|os\s*\.|shutil|subprocess|requests|send|urlopen|^[ \t]*[!%]/m;
+
 /**
  * @param code a cell's code as recorded.
  * @returns the first call in it that a re-run would not repeat faithfully, or null.
  */
 export function unrepeatableCall(code: string): Unrepeatable | null {
+  // Most cells mention none of these words: the planner asks about every cell of a long history.
+  if (!CANDIDATE.test(code)) return null;
   const plain = blankCommentsAndStrings(code);
   const differing = SEEDS.test(plain) ? UNSEEDABLE : [...UNSEEDABLE, ...RANDOM_DRAWS];
   for (const [kind, sources] of [['values', differing], ['effects', SIDE_EFFECTS]] as const) {
@@ -87,14 +92,19 @@ export function unrepeatableCall(code: string): Unrepeatable | null {
  * inside one is missed; see the module notes).
  */
 function blankCommentsAndStrings(code: string): string {
-  let out = '';
+  const out: string[] = [];
+  let copied = 0;
+  const blank = (from: number, to: number) => {
+    out.push(code.slice(copied, from), code.slice(from, to).replace(/[^\n]/g, ' '));
+    copied = to;
+  };
   let i = 0;
   while (i < code.length) {
-    const ch = code[i] as string;
+    const ch = code[i];
     if (ch === '#') {
       const end = code.indexOf('\n', i);
       const stop = end === -1 ? code.length : end;
-      out += ' '.repeat(stop - i);
+      blank(i, stop);
       i = stop;
     } else if (ch === '"' || ch === "'") {
       const quote = code.startsWith(ch.repeat(3), i) ? ch.repeat(3) : ch;
@@ -112,12 +122,12 @@ function blankCommentsAndStrings(code: string): string {
         }
         j += code[j] === '\\' ? 2 : 1;
       }
-      out += code.slice(i, stop).replace(/[^\n]/g, ' ');
+      blank(i, stop);
       i = stop;
     } else {
-      out += ch;
       i += 1;
     }
   }
-  return out;
+  out.push(code.slice(copied));
+  return out.join('');
 }
