@@ -205,3 +205,23 @@ def wait_until(condition, timeout: float = 30, interval: float = 0.05, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
+
+
+def run_notebook(kernel: KernelSession, cells: list[str]) -> KernelSession:
+    """Runs ``cells`` in order as a user would; fails the test at the first one that raises."""
+    for cell in cells:
+        reply = kernel.run(cell).reply
+        assert reply["status"] == "ok", (cell, reply)
+    return kernel
+
+
+def checkpoint_to_dir(kernel: KernelSession, checkpoint_id: str, directory: Path) -> dict:
+    """Checkpoints ``kernel`` into ``directory``.
+
+    :returns: ``{"manifest", "cells", "dir", "description"}``: what a restore needs, and the
+        kernel's description right after the checkpoint (to compare a restored kernel with).
+    """
+    manifest = kernel.command({"op": "checkpoint", "checkpoint_id": checkpoint_id, "target": {"kind": "dir", "path": str(directory)}})
+    assert "error" not in manifest, manifest
+    cells = kernel.command({"op": "history"})["cells"]
+    return {"manifest": manifest, "cells": cells, "dir": directory, "description": kernel.command({"op": "describe"})}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import checkpoint_to_dir, run_notebook
+
 NOTEBOOK = [
     "import numpy as np",
     "import pandas as pd",
@@ -33,24 +35,16 @@ NOTEBOOK = [
 
 @pytest.fixture(scope="module")
 def source(module_kernels):
-    kernel = module_kernels.start()
-    for cell in NOTEBOOK:
-        reply = kernel.run(cell).reply
-        assert reply["status"] == "ok", (cell, reply)
-    return kernel
+    return run_notebook(module_kernels.start(), NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(source, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoint") / "blobs"
-    manifest = source.command({"op": "checkpoint", "checkpoint_id": "ck-roundtrip", "target": {"kind": "dir", "path": str(directory)}})
-    assert "error" not in manifest, manifest
-    cells = source.command({"op": "history"})["cells"]
-    description = source.command({"op": "describe"})
+    taken = checkpoint_to_dir(source, "ck-roundtrip", tmp_path_factory.mktemp("checkpoint") / "blobs")
     # The user edits the file after the checkpoint: a restore must not write it again.
     notes = Path(source.value("notes_path"))
     notes.write_text("edited after the checkpoint")
-    return {"manifest": manifest, "cells": cells, "dir": directory, "description": description, "notes": notes}
+    return {**taken, "notes": notes}
 
 
 @pytest.fixture(scope="module")

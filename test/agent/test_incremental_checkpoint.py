@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import run_notebook
+
 NOTEBOOK = [
     "import numpy as np",
     "big = np.arange(2_000_000, dtype=float)",  # 16 MB, never touched again
@@ -39,9 +41,7 @@ def _written(manifest: dict, directory) -> set[str]:
 
 @pytest.fixture(scope="module")
 def session(module_kernels, tmp_path_factory):
-    kernel = module_kernels.start()
-    for cell in NOTEBOOK:
-        assert kernel.run(cell).reply["status"] == "ok", cell
+    kernel = run_notebook(module_kernels.start(), NOTEBOOK)
     root = tmp_path_factory.mktemp("incremental")
     first = _checkpoint(kernel, "ck-1", root / "ck-1")
     for cell in ("counts['b'] = 2", "total = float(read_only.sum())", "fresh = 3"):

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 
 import pytest
 
-from conftest import AGENT_PATH
+from conftest import AGENT_PATH, run_notebook
 
 sys.path.insert(0, str(AGENT_PATH))
 from jupyterhub_resume_agent import serializer  # noqa: E402
@@ -63,9 +63,7 @@ NOTEBOOK = [
 
 @pytest.fixture(scope="module")
 def restored(module_kernels, tmp_path_factory):
-    source = module_kernels.start()
-    for cell in NOTEBOOK:
-        assert source.run(cell).reply["status"] == "ok", cell
+    source = run_notebook(module_kernels.start(), NOTEBOOK)
     directory = tmp_path_factory.mktemp("checkpoint")
     manifest = source.command({"op": "checkpoint", "checkpoint_id": "ck-locks", "target": {"kind": "dir", "path": str(directory)}})
     assert manifest["recompute"] == [], manifest["recompute"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import checkpoint_to_dir, run_notebook
+
 NOTEBOOK = [
     "import dataclasses, enum, functools",
     "factor = 2",
@@ -55,21 +57,12 @@ _SERIALIZER = "__import__('jupyterhub_resume_agent.serializer', fromlist=['dump'
 
 @pytest.fixture(scope="module")
 def source(module_kernels):
-    kernel = module_kernels.start()
-    for cell in NOTEBOOK:
-        reply = kernel.run(cell).reply
-        assert reply["status"] == "ok", (cell, reply)
-    return kernel
+    return run_notebook(module_kernels.start(), NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(source, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoint") / "blobs"
-    manifest = source.command({"op": "checkpoint", "checkpoint_id": "ck-code", "target": {"kind": "dir", "path": str(directory)}})
-    assert "error" not in manifest, manifest
-    cells = source.command({"op": "history"})["cells"]
-    description = source.command({"op": "describe"})
-    return {"manifest": manifest, "cells": cells, "dir": directory, "description": description}
+    return checkpoint_to_dir(source, "ck-code", tmp_path_factory.mktemp("checkpoint") / "blobs")
 
 
 @pytest.fixture(scope="module")
