@@ -225,3 +225,12 @@ def checkpoint_to_dir(kernel: KernelSession, checkpoint_id: str, directory: Path
     assert "error" not in manifest, manifest
     cells = kernel.command({"op": "history"})["cells"]
     return {"manifest": manifest, "cells": cells, "dir": directory, "description": kernel.command({"op": "describe"})}
+
+
+def restore_from_dir(kernel: KernelSession, taken: dict) -> dict:
+    """Restores a ``checkpoint_to_dir`` result into ``kernel`` (the agent's own replay, no plan).
+
+    :returns: the RestoreReport, or the agent's error answer.
+    """
+    source = {"kind": "dir", "path": str(taken["dir"])}
+    return kernel.command({"op": "restore", "manifest": taken["manifest"], "cells": taken["cells"], "source": source})

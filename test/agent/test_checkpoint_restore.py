@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import checkpoint_to_dir, run_notebook
+from conftest import checkpoint_to_dir, restore_from_dir, run_notebook
 
 NOTEBOOK = [
     "import numpy as np",
@@ -50,9 +50,7 @@ def checkpoint(source, tmp_path_factory):
 @pytest.fixture(scope="module")
 def restored(module_kernels, checkpoint):
     kernel = module_kernels.start()
-    report = kernel.command(
-        {"op": "restore", "manifest": checkpoint["manifest"], "cells": checkpoint["cells"], "source": {"kind": "dir", "path": str(checkpoint["dir"])}}
-    )
+    report = restore_from_dir(kernel, checkpoint)
     assert "error" not in report, report
     # The first user cell after the restore, before any test runs its own.
     first_cell = kernel.run("after_restore = count + 1")
@@ -168,9 +166,7 @@ def test_history_after_restore_holds_the_checkpoints_cells_then_new_ones(restore
 
 def test_fingerprints_and_aliases_match_between_the_two_kernels(module_kernels, checkpoint):
     kernel = module_kernels.start()
-    kernel.command(
-        {"op": "restore", "manifest": checkpoint["manifest"], "cells": checkpoint["cells"], "source": {"kind": "dir", "path": str(checkpoint["dir"])}}
-    )
+    restore_from_dir(kernel, checkpoint)
     before = {item["name"]: item for item in checkpoint["description"]["variables"]}
     after = {item["name"]: item for item in kernel.command({"op": "describe"})["variables"]}
     assert set(before) == set(after)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import restore_from_dir
+
 NOTEBOOK = [
     "import queue\nimport socket\nimport sqlite3\nimport threading\nimport types",
     "lock_a = threading.Lock()",
@@ -95,9 +97,7 @@ def test_every_member_of_every_reported_group_is_judged_as_the_checkpoint_judges
 
 def test_stored_values_come_back_from_a_restore_as_new_equivalent_objects(module_kernels, checkpoint):
     kernel = module_kernels.start()
-    report = kernel.command(
-        {"op": "restore", "manifest": checkpoint["manifest"], "cells": checkpoint["cells"], "source": {"kind": "dir", "path": str(checkpoint["dir"])}}
-    )
+    report = restore_from_dir(kernel, checkpoint)
     assert "error" not in report, report
     status = {entry["name"]: entry["status"] for entry in report["variables"]}
     assert {status[name] for name in STORED} == {"stored"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import checkpoint_to_dir, run_notebook
+from conftest import checkpoint_to_dir, restore_from_dir, run_notebook
 
 NOTEBOOK = [
     "import dataclasses, enum, functools",
@@ -68,9 +68,7 @@ def checkpoint(source, tmp_path_factory):
 @pytest.fixture(scope="module")
 def restored(module_kernels, checkpoint):
     kernel = module_kernels.start()
-    report = kernel.command(
-        {"op": "restore", "manifest": checkpoint["manifest"], "cells": checkpoint["cells"], "source": {"kind": "dir", "path": str(checkpoint["dir"])}}
-    )
+    report = restore_from_dir(kernel, checkpoint)
     assert "error" not in report, report
     return kernel, {entry["name"]: entry for entry in report["variables"]}
 
