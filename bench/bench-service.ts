@@ -26,7 +26,12 @@ import { createLogger, type Logger } from '../src/log.js';
 import { RestoreHandout } from '../src/restore/restore-handout.js';
 import { EmbeddedPostgresServer } from '../src/store/postgres/embedded-postgres-server.js';
 import { DEFAULT_MIGRATIONS_DIR, migrate } from '../src/store/postgres/migrate.js';
+import { KernelCheckpoints } from '../src/checkpoint/kernel-checkpoints.js';
+import { JupyterUserServers } from '../src/culler/jupyter-user-servers.js';
+import { StoreKernelAdopter } from '../src/culler/store-kernel-adopter.js';
+import type { ObjectStore } from '../src/store/object-store.js';
 import { PgBlobStore } from '../src/store/postgres/pg-blob-store.js';
+import { PgObjectStore } from '../src/store/postgres/pg-object-store.js';
 import { PgCheckpointStore } from '../src/store/postgres/pg-checkpoint-store.js';
 import { createPool } from '../src/store/postgres/pool.js';
 import { BlobGrants } from '../src/web/auth/blob-grants.js';
@@ -74,8 +79,12 @@ export type BenchService = {
 /**
  * Starts Postgres with its data in `dir` (created; it must not exist or be empty) and the service.
  * @param dir a directory the bench removes afterwards.
+ * @param options.objects where blob bytes go (default: Postgres itself, as the service's default).
  */
-export async function startBenchService(dir: string): Promise<BenchService> {
+export async function startBenchService(
+  dir: string,
+  options: { objects?: (pool: pg.Pool) => ObjectStore } = {},
+): Promise<BenchService> {
   // Logs go to stderr, warnings only: stdout is the benchmark's summary.
   const logger = createLogger({ level: process.env['RESUME_LOG_LEVEL'] ?? 'warn', name: 'resume-bench' });
   await mkdir(dir, { recursive: true });
@@ -107,7 +116,7 @@ export async function startBenchService(dir: string): Promise<BenchService> {
     pool = createPool(postgres.url(DATABASE), { logger });
     await migrate(pool, DEFAULT_MIGRATIONS_DIR, logger);
     const store = new PgCheckpointStore(pool, { logger });
-    const blobs = new PgBlobStore(pool, { logger });
+    const blobs = new PgBlobStore(pool, options.objects?.(pool) ?? new PgObjectStore(pool, { logger }), { logger });
     const metrics = new ServiceMetrics();
     const grants = new BlobGrants({ ttlS: 900 });
     // The handout and the runner build blob URLs on the service's address, so pick the port first
@@ -125,8 +134,27 @@ export async function startBenchService(dir: string): Promise<BenchService> {
       new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, planning: { strategy, alpha, bandwidth }, metrics, logger });
     // The round trip measures storing everything: the plan is store-all.
     const checkpoints = runner('store-all', new StoreBandwidth());
+    // The web app's kernel routes need these; the bench never calls them (no Jupyter server here).
+    const kernelCheckpoints = new KernelCheckpoints({
+      servers: new JupyterUserServers({ token: 'bench-never-sent', logger }),
+      adopter: new StoreKernelAdopter({ store, token: 'bench-never-sent' }),
+      runner: checkpoints,
+      store,
+      logger,
+    });
     server = await listen(
-      createWebApp({ prefix: PREFIX, serviceName: 'resume', store, blobs, grants, identities, restores, metrics, logger }),
+      createWebApp({
+        prefix: PREFIX,
+        serviceName: 'resume',
+        store,
+        blobs,
+        grants,
+        identities,
+        restores,
+        checkpoints: kernelCheckpoints,
+        metrics,
+        logger,
+      }),
       port,
     );
     const ownPool = pool;

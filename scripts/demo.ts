@@ -28,6 +28,8 @@ const postgresPort = Number(env['RESUME_DEMO_POSTGRES_PORT'] ?? 54329);
 const hubApiPort = Number(env['RESUME_DEMO_HUB_API_PORT'] ?? 8081);
 const cullTimeout = env['RESUME_CULL_TIMEOUT'] ?? '120';
 const cullEvery = env['RESUME_CULL_EVERY'] ?? '15';
+// Background checkpoints well before the cull, so the cull itself only uploads what changed.
+const backgroundIdle = env['RESUME_BACKGROUND_IDLE'] ?? '30';
 const password = 'resume';
 const logger = createLogger({ level: env['RESUME_LOG_LEVEL'] ?? 'info', name: 'demo' });
 
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
       DATABASE_URL: postgres.url('resume'),
       RESUME_CULL_TIMEOUT: cullTimeout,
       RESUME_CULL_EVERY: cullEvery,
+      RESUME_BACKGROUND_IDLE: backgroundIdle,
       RESUME_GRANT_SECRET: persistentSecret('grant-secret'),
     }),
     { logger },
@@ -123,6 +126,7 @@ async function main(): Promise<void> {
       '',
       `  JupyterHub with jupyterhub-resume is running: http://127.0.0.1:${hubPort}/`,
       `  Log in as alice or bob, password "${password}" (admin is a hub admin).`,
+      `  Kernels are checkpointed in the background ${backgroundIdle} s after their last cell (RESUME_BACKGROUND_IDLE).`,
       `  Idle servers are checkpointed and stopped after ${cullTimeout} s (RESUME_CULL_TIMEOUT), checked every ${cullEvery} s.`,
       `  Your checkpoints: GET http://127.0.0.1:${hubPort}/services/resume/api/checkpoints`,
       `    with "Authorization: token <a token from http://127.0.0.1:${hubPort}/hub/token>".`,

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The S3 blob store's tests start a real S3 server (MinIO, built once into .cache/bin).
+bash scripts/install-s3-server.sh
 npx tsc -p tsconfig.json --noEmit
 echo "typecheck: ok"
 

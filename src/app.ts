@@ -1,15 +1,19 @@
 import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { CheckpointRunner } from './checkpoint/checkpoint-runner.js';
+import { KernelCheckpoints } from './checkpoint/kernel-checkpoints.js';
 import type { Config } from './config/config-schema.js';
 import { Culler } from './culler/culler.js';
 import { JupyterUserServers } from './culler/jupyter-user-servers.js';
 import { StoreKernelAdopter } from './culler/store-kernel-adopter.js';
 import { HttpHubClient } from './hub/http-hub-client.js';
+import { BackgroundCheckpoints } from './lifecycle/background-checkpoints.js';
+import { Maintenance } from './lifecycle/maintenance.js';
 import { createLogger, type Logger } from './log.js';
 import { StoreBandwidth } from './planner/store-bandwidth.js';
 import { RestoreHandout } from './restore/restore-handout.js';
 import type { BlobStore } from './store/checkpoint-store.js';
+import { openObjectStore } from './store/open-object-store.js';
 import { migrate } from './store/postgres/migrate.js';
 import { PgBlobStore } from './store/postgres/pg-blob-store.js';
 import { PgCheckpointStore } from './store/postgres/pg-checkpoint-store.js';
@@ -25,9 +29,12 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url))
 export type RunningService = {
   url: string;
   culler: Culler | null;
+  background: BackgroundCheckpoints | null;
+  maintenance: Maintenance;
+  blobs: BlobStore;
   metrics: ServiceMetrics;
   logger: Logger;
-  /** Stops intake, waits for a culling round in progress, closes the database. Idempotent. */
+  /** Stops intake, waits for rounds in progress, closes the stores. Idempotent. */
   stop(): Promise<void>;
 };
 
@@ -54,7 +61,15 @@ export async function startService(
     throw e;
   }
   const store = new PgCheckpointStore(pool);
-  const blobs = new PgBlobStore(pool);
+  let objects;
+  try {
+    objects = await openObjectStore(config, pool, logger);
+  } catch (e) {
+    await pool.end();
+    throw e;
+  }
+  const blobs = new PgBlobStore(pool, objects, { logger });
+  logger.info({ blobStore: objects.kind }, 'blob store ready');
   const bandwidth = storeBandwidth(config, blobs, logger);
   const hub = new HttpHubClient({ apiUrl: config.hubApiUrl, token: config.hubApiToken, logger });
   const metrics = new ServiceMetrics();
@@ -67,6 +82,29 @@ export async function startService(
   }
   const identities = new HubIdentities({ hub });
   const restores = new RestoreHandout({ store, grants, agentUrl: config.agentUrl, logger });
+  const now = options.now ?? (() => new Date());
+  const retention = { keepLast: config.keepCheckpoints, maxAgeS: config.keepDays * 86_400 };
+  const runner = new CheckpointRunner({
+    store,
+    blobs,
+    grants,
+    agentUrl: config.agentUrl,
+    timeoutMs: config.checkpointTimeoutS * 1000,
+    planning: { strategy: config.plan, alpha: config.planAlpha, bandwidth },
+    retention,
+    ...(config.userQuotaMb === undefined ? {} : { quotaBytes: config.userQuotaMb * 1e6 }),
+    now,
+    metrics,
+    logger,
+  });
+  const servers = new JupyterUserServers({ token: config.hubApiToken, logger });
+  const checkpoints = new KernelCheckpoints({
+    servers,
+    adopter: new StoreKernelAdopter({ store, token: config.hubApiToken }),
+    runner,
+    store,
+    logger,
+  });
 
   const app = createWebApp({
     prefix: config.servicePrefix,
@@ -76,6 +114,8 @@ export async function startService(
     grants,
     identities,
     restores,
+    checkpoints,
+    ...(config.userQuotaMb === undefined ? {} : { quotaBytes: config.userQuotaMb * 1e6 }),
     bandwidth,
     metrics,
     logger,
@@ -93,27 +133,16 @@ export async function startService(
 
   let culler: Culler | null = null;
   if (config.cullEnabled) {
-    const checkpoints = new CheckpointRunner({
-      store,
-      blobs,
-      grants,
-      agentUrl: config.agentUrl,
-      timeoutMs: config.checkpointTimeoutS * 1000,
-      planning: { strategy: config.plan, alpha: config.planAlpha, bandwidth },
-      metrics,
-      logger,
-    });
     culler = new Culler({
       hub,
       store,
-      servers: new JupyterUserServers({ token: config.hubApiToken, logger }),
-      adopter: new StoreKernelAdopter({ store, token: config.hubApiToken }),
+      servers,
       checkpoints,
       timeoutS: config.cullTimeoutS,
       everyS: config.cullEveryS,
       cullOnCheckpointFailure: config.cullOnCheckpointFailure,
       ...(config.hubPublicUrl === undefined ? {} : { hubPublicUrl: config.hubPublicUrl }),
-      ...(options.now === undefined ? {} : { now: options.now }),
+      now,
       metrics,
       logger,
     });
@@ -123,20 +152,45 @@ export async function startService(
       'culler started',
     );
   }
+  let background: BackgroundCheckpoints | null = null;
+  if (config.backgroundCheckpoints) {
+    // Rounds a few times per idle period, at most once a minute: a kernel is saved soon after it qualifies.
+    const everyS = Math.max(1, Math.min(60, Math.floor(config.backgroundIdleS / 3)));
+    background = new BackgroundCheckpoints({ store, servers, checkpoints, idleS: config.backgroundIdleS, everyS, now, logger });
+    background.start();
+    logger.info({ idleS: config.backgroundIdleS, everyS }, 'background checkpoints started');
+  }
+  const maintenance = new Maintenance({
+    store,
+    blobs,
+    retention,
+    // A writer that has not committed a minute after its timeout is gone.
+    abandonedAfterS: config.checkpointTimeoutS + 60,
+    everyS: config.maintenanceEveryS,
+    now,
+    logger,
+  });
+  maintenance.start();
 
   let stopping: Promise<void> | null = null;
   return {
     url,
     culler,
+    background,
+    maintenance,
+    blobs,
     metrics,
     logger,
     stop() {
       stopping ??= (async () => {
         await culler?.stop();
+        await background?.stop();
+        await maintenance.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await objects.close();
         await pool.end();
         logger.info('jupyterhub-resume stopped');
       })();

@@ -17,6 +17,7 @@ import type {
   CommitCheckpointInput,
   KernelRun,
   KernelSession,
+  RetentionPolicy,
 } from '../store/checkpoint-store.js';
 import type { BlobGrants } from '../web/auth/blob-grants.js';
 import type { ServiceMetrics } from '../web/service-metrics.js';
@@ -30,9 +31,18 @@ export type CheckpointRunnerOptions = {
   timeoutMs: number;
   /** How checkpoints choose what to store (RESUME_PLAN, RESUME_PLAN_ALPHA, the measured bandwidth). */
   planning: { strategy: PlanStrategy; alpha: number; bandwidth: StoreBandwidth };
+  /** Applied to the session as each checkpoint commits (RESUME_KEEP_CHECKPOINTS, RESUME_KEEP_DAYS). */
+  retention?: RetentionPolicy;
+  /** Bytes one user's checkpoints may hold (RESUME_USER_QUOTA_MB); none when absent. */
+  quotaBytes?: number;
+  /** The service clock (retention ages by it; tests travel in time). */
+  now?: () => Date;
   metrics: ServiceMetrics;
   logger: Logger;
 };
+
+/** Checkpoints taken because the server is going away: the next kernel of the session restores them. */
+const SERVER_LEAVING: ReadonlySet<CheckpointTrigger> = new Set(['cull', 'prestop']);
 
 /**
  * Takes one checkpoint of one kernel: record → tell the agent to write its groups under a grant
@@ -54,7 +64,7 @@ export class CheckpointRunner {
   /**
    * @param target the session and kernel run to save.
    * @param agent a client for that kernel's agent.
-   * @param trigger why: a `cull` checkpoint becomes the session's pending restore.
+   * @param trigger why: a `cull` or `prestop` checkpoint becomes the session's pending restore.
    * @param options.cellTags the notebook's cell tags by cell id (a kernel never sees them): the
    *   plan honours `never-rerun` and `always-store` tags as it honours `# resume:` comments.
    * @throws ResumeError RESUME_ERR_CHECKPOINT_FAILED (with the cause) when any step fails.
@@ -109,7 +119,10 @@ export class CheckpointRunner {
         cells,
         ...blobsOf(manifest),
         ...(plan === null ? {} : { plan }),
-        restoreOnNextStart: trigger === 'cull',
+        restoreOnNextStart: SERVER_LEAVING.has(trigger),
+        ...(this.o.retention === undefined ? {} : { retention: this.o.retention }),
+        ...(this.o.quotaBytes === undefined ? {} : { quotaBytes: this.o.quotaBytes }),
+        ...(this.o.now === undefined ? {} : { now: this.o.now() }),
       });
       this.o.planning.bandwidth.noteWrite(committed.bytesStored, manifest.timings.upload_s, manifest.groups.filter((g) => g.stored_in === undefined).length);
       const seconds = (performance.now() - started) / 1000;
@@ -201,14 +214,14 @@ function tagsByHistoryIndex(
   return tags;
 }
 
-/** The manifest's groups as the commit checks them: written under this checkpoint, or reused. */
+/** The manifest's groups as the commit checks them: written by this checkpoint, or held by the session already. */
 function blobsOf(manifest: Manifest): Pick<CommitCheckpointInput, 'blobs' | 'reused'> {
   const blobs = [];
   const reused = [];
   for (const g of manifest.groups) {
     const expected = { key: g.key, bytes: g.bytes, sha256: g.sha256 };
     if (g.stored_in === undefined) blobs.push(expected);
-    else reused.push({ ...expected, storedIn: { checkpointId: g.stored_in.checkpoint_id, key: g.stored_in.key } });
+    else reused.push(expected);
   }
   return { blobs, reused };
 }

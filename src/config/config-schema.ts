@@ -106,6 +106,66 @@ export const SETTINGS = {
     flag: '--store-read-mbps',
     description: 'Blob store read bandwidth in MB/s for the plan. Default: measured at start-up, then from real restores.',
   },
+  blobStore: {
+    env: 'RESUME_BLOB_STORE',
+    flag: '--blob-store',
+    description: 'Where checkpoint bytes go: postgres (the database itself), filesystem (RESUME_BLOB_DIR) or s3 (RESUME_S3_*).',
+  },
+  blobDir: {
+    env: 'RESUME_BLOB_DIR',
+    flag: '--blob-dir',
+    description: 'The directory of the filesystem blob store (a volume every service replica mounts).',
+  },
+  s3Bucket: {
+    env: 'RESUME_S3_BUCKET',
+    flag: '--s3-bucket',
+    description: 'The bucket of the s3 blob store. Credentials come from the AWS SDK chain (AWS_ACCESS_KEY_ID, a role, …).',
+  },
+  s3Endpoint: {
+    env: 'RESUME_S3_ENDPOINT',
+    flag: '--s3-endpoint',
+    description: 'An S3-compatible endpoint (MinIO, Ceph, …), e.g. http://minio:9000. Default: AWS S3.',
+  },
+  s3Region: {
+    env: 'RESUME_S3_REGION',
+    flag: '--s3-region',
+    description: 'The bucket region.',
+  },
+  s3Prefix: {
+    env: 'RESUME_S3_PREFIX',
+    flag: '--s3-prefix',
+    description: 'Key prefix of every object the service writes in the bucket.',
+  },
+  keepCheckpoints: {
+    env: 'RESUME_KEEP_CHECKPOINTS',
+    flag: '--keep-checkpoints',
+    description: 'Complete checkpoints kept per notebook session; older ones are deleted as new ones arrive.',
+  },
+  keepDays: {
+    env: 'RESUME_KEEP_DAYS',
+    flag: '--keep-days',
+    description: 'Days a checkpoint is kept at most, however few a session has.',
+  },
+  userQuotaMb: {
+    env: 'RESUME_USER_QUOTA_MB',
+    flag: '--user-quota-mb',
+    description: 'MB of checkpoint blobs one user may hold (all their notebooks). Default: no quota.',
+  },
+  backgroundCheckpoints: {
+    env: 'RESUME_BACKGROUND_CHECKPOINTS',
+    flag: '--background-checkpoints',
+    description: 'Checkpoint kernels in the background once they were active and then idle, so a cull (or a crash) costs little.',
+  },
+  backgroundIdleS: {
+    env: 'RESUME_BACKGROUND_IDLE',
+    flag: '--background-idle',
+    description: 'Seconds a kernel must be idle after running cells before it is checkpointed in the background.',
+  },
+  maintenanceEveryS: {
+    env: 'RESUME_MAINTENANCE_EVERY',
+    flag: '--maintenance-every',
+    description: 'Seconds between rounds of retention and blob garbage collection.',
+  },
   grantSecret: {
     env: 'RESUME_GRANT_SECRET',
     flag: '--grant-secret',
@@ -163,11 +223,34 @@ export const configSchema = z
     planAlpha: z.coerce.number({ message: 'must be a number' }).min(0, 'must be 0 or more').default(DEFAULT_ALPHA),
     storeWriteMbps: z.coerce.number({ message: 'must be a number of MB/s' }).positive('must be greater than 0').optional(),
     storeReadMbps: z.coerce.number({ message: 'must be a number of MB/s' }).positive('must be greater than 0').optional(),
+    blobStore: z.enum(['postgres', 'filesystem', 's3'], { message: 'must be postgres, filesystem or s3' }).default('postgres'),
+    blobDir: z.string().min(1).optional(),
+    s3Bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name').optional(),
+    s3Endpoint: url('e.g. http://127.0.0.1:9000').optional(),
+    s3Region: z.string().min(1).default('us-east-1'),
+    s3Prefix: z
+      .string()
+      .regex(/^([a-z0-9][a-z0-9-]*\/)*$/, 'must be lowercase segments each ending in "/", e.g. jupyterhub-resume/')
+      .default('jupyterhub-resume/'),
+    keepCheckpoints: z.coerce.number({ message: 'must be a whole number' }).int('must be a whole number').min(1, 'must be at least 1').default(3),
+    keepDays: z.coerce.number({ message: 'must be a number of days' }).positive('must be greater than 0').default(30),
+    userQuotaMb: z.coerce.number({ message: 'must be a number of MB' }).positive('must be greater than 0').optional(),
+    backgroundCheckpoints: flag.default(true),
+    backgroundIdleS: seconds.default(180),
+    maintenanceEveryS: seconds.default(900),
     grantSecret: z.string().min(32, 'must be at least 32 characters').optional(),
     grantTtlS: seconds.default(900),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.blobStore === 'filesystem' && c.blobDir === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['blobDir'], message: 'is required when RESUME_BLOB_STORE is filesystem' });
+    }
+    if (c.blobStore === 's3' && c.s3Bucket === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['s3Bucket'], message: 'is required when RESUME_BLOB_STORE is s3' });
+    }
+  });
 
 type Parsed = z.output<typeof configSchema>;
 

@@ -36,6 +36,7 @@ export function loadConfig(
       if (spec === undefined) return issue.message;
       const where = source[name] ?? `${spec.env} (or ${spec.flag})`;
       const missing = raw[name] === undefined;
+      if (missing && issue.code === 'custom') return `${where} ${issue.message}`;
       return missing ? `${where} is not set: ${spec.description}` : `${where} ${issue.message}`;
     });
     throw new ResumeError('RESUME_ERR_CONFIG_INVALID', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, {

@@ -1,19 +1,18 @@
-import cron, { type ScheduledTask } from 'node-cron';
-import type { CheckpointRunner } from '../checkpoint/checkpoint-runner.js';
+import type { KernelCheckpoints } from '../checkpoint/kernel-checkpoints.js';
 import { isResumeError } from '../errors.js';
 import type { HubClient, HubServer } from '../hub/hub-client.js';
+import { PeriodicTask } from '../lifecycle/periodic-task.js';
 import type { Logger } from '../log.js';
-import type { CheckpointStore, KernelRun, KernelSession } from '../store/checkpoint-store.js';
+import type { CheckpointStore, KernelRun } from '../store/checkpoint-store.js';
 import type { ServiceMetrics } from '../web/service-metrics.js';
 import { type ServiceTouch, shouldCull, userLastActivity } from './cull-policy.js';
-import type { AgentConnection, KernelAdopter, RunningKernel, UserServers } from './user-servers.js';
+import type { UserServers } from './user-servers.js';
 
 export type CullerOptions = {
   hub: HubClient;
   store: CheckpointStore;
   servers: UserServers;
-  adopter: KernelAdopter;
-  checkpoints: CheckpointRunner;
+  checkpoints: KernelCheckpoints;
   timeoutS: number;
   everyS: number;
   /** Stop a server even when its checkpoint failed (default false: keep it, retry next round). */
@@ -49,32 +48,23 @@ export class Culler {
   private readonly o: CullerOptions;
   private readonly now: () => Date;
   private readonly touches = new Map<string, ServiceTouch>();
-  private task: ScheduledTask | null = null;
-  private sweeping: Promise<Map<string, ServerOutcome>> | null = null;
+  private readonly rounds: PeriodicTask<Map<string, ServerOutcome>>;
 
   constructor(options: CullerOptions) {
     this.o = options;
     this.now = options.now ?? (() => new Date());
+    this.rounds = new PeriodicTask({ name: 'jupyterhub-resume-culler', everyS: options.everyS, work: () => this.runSweep() });
   }
 
   /** Schedules rounds every `everyS` seconds (node-cron), the first one right away. */
   start(): void {
-    if (this.task !== null) return;
-    this.task = cron.schedule(cronExpression(this.o.everyS), () => this.sweep().then(() => undefined), {
-      name: 'jupyterhub-resume-culler',
-      noOverlap: true,
-    });
     // Like the idle culler: do not wait a whole period for the first round after a restart.
-    void this.sweep();
+    this.rounds.start({ runNow: true });
   }
 
   /** Stops scheduling and waits for a round in progress. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.task !== null) {
-      await this.task.destroy();
-      this.task = null;
-    }
-    if (this.sweeping !== null) await this.sweeping.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.rounds.stop();
   }
 
   /**
@@ -82,12 +72,7 @@ export class Culler {
    * @returns what happened to each considered server, keyed `user/server`.
    */
   sweep(): Promise<Map<string, ServerOutcome>> {
-    if (this.sweeping === null) {
-      this.sweeping = this.runSweep().finally(() => {
-        this.sweeping = null;
-      });
-    }
-    return this.sweeping;
+    return this.rounds.runNow();
   }
 
   private async runSweep(): Promise<Map<string, ServerOutcome>> {
@@ -155,8 +140,8 @@ export class Culler {
       const failures: string[] = [];
       for (const kernel of kernels) {
         if (serverUrl === null) break;
-        const failure = await this.checkpointKernel(server, serverUrl, kernel, runs);
-        if (failure !== null) failures.push(failure);
+        const outcome = await this.o.checkpoints.checkpointKernel({ user: server.user, name: server.name, url: serverUrl }, kernel, runs, 'cull');
+        if (outcome.status === 'failed') failures.push(`kernel ${kernel.id}: ${outcome.reason}`);
       }
       if (failures.length > 0 && !this.o.cullOnCheckpointFailure) {
         logger.warn(
@@ -193,55 +178,6 @@ export class Culler {
     }
   }
 
-  /** Checkpoints one kernel; @returns null on success, or the reason it failed. */
-  private async checkpointKernel(
-    server: HubServer,
-    serverUrl: string,
-    kernel: RunningKernel,
-    runs: Array<KernelRun & { session: KernelSession }>,
-  ): Promise<string | null> {
-    const { logger } = this.o;
-    const ctx = { user: server.user, server: server.name, kernelId: kernel.id };
-    let connection: AgentConnection;
-    try {
-      connection = await this.o.servers.connectAgent(serverUrl, kernel.id);
-    } catch (e) {
-      const reason = e instanceof Error ? e.message : String(e);
-      logger.warn({ ...ctx, code: isResumeError(e) ? e.code : undefined, reason }, 'could not connect to the kernel');
-      return `kernel ${kernel.id}: ${reason}`;
-    }
-    try {
-      // The newest run of this kernel id is the live process (a restart keeps the id).
-      const registered = runs.find((r) => r.kernelId === kernel.id);
-      const target =
-        registered !== undefined
-          ? { session: registered.session, run: registered }
-          : await this.o.adopter.adopt(server, serverUrl, kernel, connection.agent);
-      await this.o.checkpoints.checkpoint(target, connection.agent, 'cull', { cellTags: await this.cellTags(serverUrl, kernel.id) });
-      return null;
-    } catch (e) {
-      const reason = e instanceof Error ? e.message : String(e);
-      logger.warn({ ...ctx, code: isResumeError(e) ? e.code : undefined, reason }, 'checkpoint failed');
-      return `kernel ${kernel.id}: ${reason}`;
-    } finally {
-      await connection.dispose();
-    }
-  }
-
-  /**
-   * The notebook's cell tags for the plan. Best effort: without them the plan still honours the
-   * `# resume:` comments, so a server that cannot say (no notebook file, an old server) is no
-   * reason to lose the checkpoint.
-   */
-  private async cellTags(serverUrl: string, kernelId: string): Promise<ReadonlyMap<string, readonly string[]>> {
-    try {
-      return (await this.o.servers.notebookCellTags(serverUrl, kernelId)) ?? new Map();
-    } catch (e) {
-      this.o.logger.warn({ kernelId, reason: e instanceof Error ? e.message : String(e) }, 'could not read the notebook\'s cell tags; planning without them');
-      return new Map();
-    }
-  }
-
   /**
    * The server's direct URL from its newest registered kernel (no proxy: proxied requests count as
    * activity), if it still answers; else the proxy URL when configured; else null.
@@ -256,20 +192,4 @@ export class Culler {
 
 function serverKey(server: HubServer): string {
   return `${server.user}/${server.name}`;
-}
-
-/**
- * node-cron has a seconds field, and a step that does not divide its unit restarts at every unit
- * (`*\/45` seconds fires at :00 and :45). So a period is rounded down to the nearest one that
- * divides the minute, the hour or the day, and rounds stay evenly spaced.
- */
-export function cronExpression(everyS: number): string {
-  const largestDivisor = (value: number, of: number) => {
-    for (let d = Math.max(1, Math.min(Math.floor(value), of)); d > 1; d -= 1) if (of % d === 0) return d;
-    return 1;
-  };
-  const s = Math.max(1, Math.round(everyS));
-  if (s < 60) return `*/${largestDivisor(s, 60)} * * * * *`;
-  if (s < 3600) return `0 */${largestDivisor(s / 60, 60)} * * * *`;
-  return `0 0 */${largestDivisor(s / 3600, 24)} * * *`;
 }

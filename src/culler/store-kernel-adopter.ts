@@ -18,7 +18,7 @@ export class StoreKernelAdopter implements KernelAdopter {
   }
 
   async adopt(
-    server: HubServer,
+    server: Pick<HubServer, 'user' | 'name'>,
     serverUrl: string,
     kernel: RunningKernel,
     agent: AgentClient,

@@ -37,7 +37,7 @@ export interface UserServers {
  */
 export interface KernelAdopter {
   adopt(
-    server: HubServer,
+    server: Pick<HubServer, 'user' | 'name'>,
     serverUrl: string,
     kernel: RunningKernel,
     agent: AgentClient,

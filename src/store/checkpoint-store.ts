@@ -13,9 +13,19 @@
  *   `complete` (visible) only in the transaction that verified every blob (DESIGN invariant 1).
  */
 import type { Readable } from 'node:stream';
+import type { ObjectStore } from './object-store.js';
 
 export type CheckpointState = 'writing' | 'complete' | 'failed';
-export type CheckpointTrigger = 'cull' | 'manual' | 'verify';
+/**
+ * Why a checkpoint was taken: `cull` (before an idle server is stopped), `periodic` (in the
+ * background, after a kernel was active and then idle), `manual` (a user asked, through the API),
+ * `prestop` (the user's own server asked while being stopped: a Kubernetes preStop hook, SIGTERM),
+ * `verify` (the CLI's round trip), `recovery` (put together at a kernel start because the
+ * session's previous kernel died with cells no checkpoint has: the last checkpoint, if any, plus
+ * re-running the cells recorded after it).
+ */
+export const CHECKPOINT_TRIGGERS = ['cull', 'periodic', 'manual', 'prestop', 'verify', 'recovery'] as const;
+export type CheckpointTrigger = (typeof CHECKPOINT_TRIGGERS)[number];
 /** What happens to a complete checkpoint at the session's next kernel start. */
 export type RestoreState = 'none' | 'pending' | 'claimed' | 'restored' | 'failed';
 
@@ -37,6 +47,10 @@ export type KernelRun = {
   startedAt: Date;
   /** The checkpoint this run was restored from, if any: its history precedes this run's cells. */
   restoredFromCheckpointId: string | null;
+  /** The agent will report the kernel's normal exit (`endRun`); a run that never does died. */
+  reportsEnd?: boolean;
+  /** When the kernel exited normally, as its agent reported; null while running, or if it died. */
+  endedAt?: Date | null;
 };
 
 /**
@@ -126,14 +140,13 @@ export type CheckpointSummary = Omit<Checkpoint, 'cells' | 'manifest' | 'plan'> 
 /** What a blob must be for a checkpoint to commit: its key, size and checksum from the manifest. */
 export type ExpectedBlob = { key: string; bytes: number; sha256: string };
 
-/** Where the bytes of a blob are: the checkpoint that wrote it and its key there. */
-export type BlobAddress = { checkpointId: string; key: string };
-
-/**
- * A group the checkpoint did not write because an earlier checkpoint of the same session holds
- * the same bytes (`storedIn`); `bytes` and `sha256` are what the manifest promises.
- */
-export type ReusedBlob = ExpectedBlob & { storedIn: BlobAddress };
+/** How many checkpoints a session keeps, and for how long (RESUME_KEEP_CHECKPOINTS, RESUME_KEEP_DAYS). */
+export type RetentionPolicy = {
+  /** The newest this many complete checkpoints of a session are kept (at least 1). */
+  keepLast: number;
+  /** Checkpoints completed longer ago than this are deleted, however few are left. */
+  maxAgeS: number;
+};
 
 /** What `CheckpointStore.commitCheckpoint` needs. */
 export type CommitCheckpointInput = {
@@ -142,11 +155,20 @@ export type CommitCheckpointInput = {
   cells: CellRecord[];
   /** Blobs this checkpoint wrote. */
   blobs: ExpectedBlob[];
-  /** Groups it references from earlier checkpoints of the session instead. */
-  reused?: ReusedBlob[];
+  /** Groups it did not write because the session already holds their bytes (an earlier checkpoint wrote them). */
+  reused?: ExpectedBlob[];
   /** The replication plan the checkpoint followed, kept with it for the API's explanation. */
   plan?: unknown;
   restoreOnNextStart: boolean;
+  /** Applied to the session in the same transaction: older checkpoints go as this one arrives. */
+  retention?: RetentionPolicy;
+  /**
+   * The most bytes the user's checkpoints may hold, counted after retention with this one in
+   * (distinct blobs). Over it, the commit is refused and nothing changes.
+   */
+  quotaBytes?: number;
+  /** The clock retention ages checkpoints by (the service's; tests travel in time). */
+  now?: Date;
 };
 
 export interface CheckpointStore {
@@ -157,8 +179,18 @@ export interface CheckpointStore {
   listSessions(filter: { user?: string; id?: string }): Promise<Array<KernelSession & { latestRun: KernelRun | null }>>;
   createRun(run: Omit<KernelRun, 'id' | 'startedAt'> & { startedAt?: Date }): Promise<KernelRun>;
   getRun(id: string): Promise<KernelRun | null>;
+  /** Records that a run's kernel exited normally (idempotent: the first report counts). */
+  endRun(id: string): Promise<void>;
+  /** The run of the session that started last before `runId`, or null. */
+  previousRun(sessionId: string, runId: string): Promise<KernelRun | null>;
   /** Runs of one server, newest first (used to find a server's kernels and direct URL). */
   listRunsForServer(user: string, server: string): Promise<Array<KernelRun & { session: KernelSession }>>;
+  /**
+   * The newest run of each session that ran cells after the session's last checkpoint (of any
+   * outcome: a failed one is not retried until more cells run) and has recorded none since
+   * `idleSince`: what background checkpoints save.
+   */
+  runsIdleSince(idleSince: Date): Promise<Array<KernelRun & { session: KernelSession }>>;
   /** Appends records; a `seq` already stored for the run is ignored (idempotent retries). */
   appendCells(runId: string, cells: CellRecord[]): Promise<void>;
   /** The whole history of a run: the cells of the checkpoint it was restored from, then its own. */
@@ -167,11 +199,12 @@ export interface CheckpointStore {
   createCheckpoint(input: { sessionId: string; runId: string; trigger: CheckpointTrigger }): Promise<Checkpoint>;
   /**
    * In one transaction: checks that every expected blob is stored with that size and checksum,
-   * and that every reused one is a blob of a complete checkpoint of the same session with that
-   * size and checksum (recording the reference, which keeps that checkpoint from being deleted),
+   * and that the session holds the bytes of every reused one (listing them for this checkpoint),
    * then marks the checkpoint complete with its manifest and history. With `restoreOnNextStart`,
-   * it becomes the session's pending restore and any older pending one is superseded.
+   * it becomes the session's pending restore and any older pending one is superseded. Then
+   * applies `retention` to the session and checks the user's `quotaBytes`.
    * Throws RESUME_ERR_CHECKPOINT_BLOB_MISMATCH (and changes nothing) when a blob is missing or wrong,
+   * RESUME_ERR_QUOTA_EXCEEDED (507, nothing changes: the previous checkpoint stays),
    * RESUME_ERR_CHECKPOINT_NOT_WRITING (409) when it is already failed or committed; committing again
    * with the same manifest returns the committed checkpoint (a retry after a lost reply).
    */
@@ -184,8 +217,6 @@ export interface CheckpointStore {
    * request checks (state, run, owner) without loading and parsing the whole history each time.
    */
   getCheckpointSummary(id: string): Promise<CheckpointSummary | null>;
-  /** Where blob `key` of a checkpoint really is: itself, or the earlier checkpoint it reuses it from. */
-  blobAddress(checkpointId: string, key: string): Promise<BlobAddress>;
   latestCompleteCheckpoint(sessionId: string): Promise<Checkpoint | null>;
   listCheckpoints(filter: { user?: string }): Promise<CheckpointSummary[]>;
   /**
@@ -207,29 +238,80 @@ export interface CheckpointStore {
    * Throws RESUME_ERR_CHECKPOINT_NOT_COMPLETE (409) for a checkpoint that is not complete.
    */
   requestRestore(checkpointId: string): Promise<Checkpoint>;
+  /**
+   * Deletes one checkpoint (a user no longer wants it); its blobs go at the next garbage collection.
+   * Throws RESUME_ERR_CHECKPOINT_IN_USE (409) for the checkpoint the session's newest run was
+   * restored from or is restoring, and for one still being written.
+   */
+  deleteCheckpoint(checkpointId: string): Promise<void>;
+  /**
+   * Applies the retention policy to every session (commits apply it to their own session; this
+   * catches sessions nobody checkpoints any more).
+   * @returns the ids of the deleted checkpoints.
+   */
+  pruneCheckpoints(policy: RetentionPolicy, now?: Date): Promise<string[]>;
+  /**
+   * Marks checkpoints still `writing` that began before `startedBefore` as failed: their writer
+   * died (a service restart, a crash). Their blobs become garbage.
+   * @returns the ids of the checkpoints marked failed.
+   */
+  failAbandonedCheckpoints(startedBefore: Date): Promise<string[]>;
 }
 
 export type StoredBlob = { key: string; bytes: number; sha256: string };
 
-/** Where checkpoint bytes live. Postgres by default; filesystem and S3 come later. */
+/** What one garbage collection removed. */
+export type GarbageReport = {
+  /** Blobs no checkpoint listed any more (their rows and objects). */
+  blobs: number;
+  bytes: number;
+  /** Objects in the object store the catalog did not know (a crash between writing and cataloguing). */
+  orphanObjects: number;
+  /** Leftovers of interrupted object writes (temp files, unfinished multipart uploads, rows). */
+  incompleteWrites: number;
+};
+
+/**
+ * The blobs of checkpoints: each group of variables a checkpoint stores is one blob.
+ *
+ * Blobs are content-addressed per session: a group whose bytes a session already holds is stored
+ * once, whichever checkpoints list it, and garbage collection removes a blob once no checkpoint
+ * lists it. The catalog (which checkpoint lists which content, and where its bytes are) is in
+ * Postgres; the bytes are in an ObjectStore (Postgres, a directory or S3).
+ */
 export interface BlobStore {
+  /** Where the bytes are. */
+  readonly objects: ObjectStore;
   /**
-   * Streams `body` into the blob `key` of a checkpoint, chunk by chunk (a 1 GB array is never one
-   * row or one buffer), computing size and sha256 on the way. Replaces an earlier blob with the
-   * same key. If the stream fails, nothing is left under that key (and an earlier blob of that key
-   * stays as it was). Refused once the checkpoint is no longer `writing`
-   * (RESUME_ERR_CHECKPOINT_NOT_WRITING, 409): committed blobs never change. On failure `body` is left
-   * unconsumed, not destroyed, so an HTTP handler can still answer.
+   * Streams `body` into group `key` of a checkpoint that is still `writing`, computing size and
+   * sha256 on the way. Bytes the session already holds are not kept twice. Writing a key again
+   * replaces what the checkpoint lists under it. If the stream fails, the checkpoint lists nothing
+   * new under that key. On failure `body` is left unconsumed, not destroyed, so an HTTP handler
+   * can still answer.
+   * @throws ResumeError RESUME_ERR_BLOB_KEY_INVALID (400), RESUME_ERR_CHECKPOINT_NOT_FOUND (404),
+   *   RESUME_ERR_CHECKPOINT_NOT_WRITING (409: committed blobs never change),
+   *   RESUME_ERR_BLOB_UPLOAD_ABORTED (400), RESUME_ERR_STORE_UNAVAILABLE (503).
    */
   write(checkpointId: string, key: string, body: Readable): Promise<StoredBlob>;
   /**
-   * Streams a blob back; RESUME_ERR_BLOB_NOT_FOUND if it does not exist. Destroy `body` if you stop
-   * reading early.
+   * Streams group `key` of a checkpoint back (written by it, or listed from an earlier checkpoint
+   * of the session). Destroy `body` if you stop reading early.
+   * @throws ResumeError RESUME_ERR_BLOB_NOT_FOUND (404).
    */
   read(checkpointId: string, key: string): Promise<{ blob: StoredBlob; body: Readable }>;
   stat(checkpointId: string, key: string): Promise<StoredBlob | null>;
+  /** The groups a checkpoint lists, by key. */
   list(checkpointId: string): Promise<StoredBlob[]>;
+  /** Unlists every group of a checkpoint (a failed one); the bytes go at the next garbage collection. */
   deleteCheckpointBlobs(checkpointId: string): Promise<void>;
+  /**
+   * Removes blobs no checkpoint lists, objects the catalog does not know, and what interrupted
+   * writes left behind. Uploads in progress are never touched; leftovers of writes begun less than
+   * `abandonedAfterS` ago are left for the next round (their writer may still finish).
+   */
+  collectGarbage(options: { abandonedAfterS: number; now?: Date }): Promise<GarbageReport>;
+  /** Bytes of the distinct blobs a user's complete checkpoints list (what their quota counts). */
+  usage(user: string): Promise<number>;
   /**
    * Writes `bytes` of incompressible data the way blobs are written, reads them back, removes
    * them, and answers the bandwidths seen (bytes per second): the planner's cost model.

@@ -3,10 +3,11 @@ import { isResumeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { agentRouter, type AgentRouterOptions } from './api/agent-router.js';
 import { checkpointsRouter, type CheckpointsRouterOptions } from './api/checkpoints-router.js';
-import { sessionsRouter } from './api/sessions-router.js';
+import { sessionsRouter, type SessionsRouterOptions } from './api/sessions-router.js';
 
 export type WebAppOptions = AgentRouterOptions &
-  CheckpointsRouterOptions & {
+  CheckpointsRouterOptions &
+  SessionsRouterOptions & {
     /** The hub's prefix for this service, e.g. `/services/resume/`. */
     prefix: string;
   };

@@ -8,8 +8,9 @@
  */
 import type pg from 'pg';
 import { ResumeError } from '../../errors.js';
-import type { Checkpoint, CommitCheckpointInput, ExpectedBlob, ReusedBlob } from '../checkpoint-store.js';
-import { CHECKPOINT_COLUMNS, cellToJson, isUuid, toCheckpoint, toStoredBlob } from './row-schemas.js';
+import type { Checkpoint, CommitCheckpointInput, ExpectedBlob, RetentionPolicy } from '../checkpoint-store.js';
+import { usedBytes } from './pg-blob-store.js';
+import { CHECKPOINT_COLUMNS, cellToJson, toCheckpoint, toStoredBlob } from './row-schemas.js';
 import { checkpointNotFound, checkpointNotWriting, runNotFound } from './store-errors.js';
 
 /**
@@ -33,7 +34,11 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitCh
   if (state !== 'writing') throw checkpointNotWriting(checkpointId, state ?? 'deleted');
 
   const stored = (
-    await client.query('SELECT key, bytes, sha256 FROM blob WHERE checkpoint_id = $1 AND complete', [checkpointId])
+    await client.query(
+      `SELECT cb.key, sb.bytes, sb.sha256 FROM checkpoint_blob cb JOIN session_blob sb USING (kernel_session_id, sha256)
+       WHERE cb.checkpoint_id = $1`,
+      [checkpointId],
+    )
   ).rows.map(toStoredBlob);
   const reused = input.reused ?? [];
   const problems = [
@@ -54,10 +59,12 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitCh
     ]);
   }
   if (reused.length > 0) {
+    // The session holds these bytes (reuseProblems checked, and the session row lock keeps garbage
+    // collection away until commit): list them for this checkpoint too.
     await client.query(
-      `INSERT INTO blob_reference (checkpoint_id, key, stored_in_checkpoint_id, stored_key)
-       SELECT $1, r.key, r.stored_in, r.stored_key FROM unnest($2::text[], $3::uuid[], $4::text[]) AS r(key, stored_in, stored_key)`,
-      [checkpointId, reused.map((r) => r.key), reused.map((r) => r.storedIn.checkpointId), reused.map((r) => r.storedIn.key)],
+      `INSERT INTO checkpoint_blob (checkpoint_id, key, kernel_session_id, sha256)
+       SELECT $1, r.key, $2, r.sha256 FROM unnest($3::text[], $4::text[]) AS r(key, sha256)`,
+      [checkpointId, sessionId, reused.map((r) => r.key), reused.map((r) => r.sha256.toLowerCase())],
     );
   }
   const { rows } = await client.query(
@@ -70,13 +77,83 @@ export async function commitCheckpointRow(client: pg.PoolClient, input: CommitCh
       checkpointId,
       manifest,
       JSON.stringify(input.cells.map(cellToJson)),
-      stored.reduce((sum, b) => sum + b.bytes, 0),
+      input.blobs.reduce((sum, b) => sum + b.bytes, 0),
       reused.reduce((sum, r) => sum + r.bytes, 0),
       input.restoreOnNextStart ? 'pending' : 'none',
       input.plan === undefined ? null : JSON.stringify(input.plan),
     ],
   );
-  return toCheckpoint(rows[0]);
+  const committed = toCheckpoint(rows[0]);
+  if (input.retention !== undefined) await pruneSession(client, sessionId, input.retention, input.now ?? new Date());
+  if (input.quotaBytes !== undefined) await checkQuota(client, sessionId, checkpointId, input.quotaBytes);
+  return committed;
+}
+
+/**
+ * Deletes the checkpoints of a session that retention no longer keeps: complete ones beyond the
+ * newest `keepLast` or completed before `maxAgeS`, and failed ones older than the newest complete
+ * one or than `maxAgeS`. Never the checkpoint the session's newest run was restored from or is
+ * restoring (that run's history begins with its cells), never one still being written; a pending
+ * restore only goes by age. The caller holds the session row.
+ * @returns the deleted checkpoint ids.
+ */
+export async function pruneSession(client: pg.PoolClient, sessionId: string, policy: RetentionPolicy, now: Date): Promise<string[]> {
+  const { rows } = await client.query<{ id: string }>(
+    `WITH complete AS (
+       SELECT id, completed_at, restore_state,
+              row_number() OVER (ORDER BY completed_at DESC, id DESC) AS nth
+       FROM checkpoint WHERE kernel_session_id = $1 AND state = 'complete'
+     ),
+     newest_run AS (
+       SELECT restored_from_checkpoint_id AS id FROM kernel_run WHERE kernel_session_id = $1
+       ORDER BY started_at DESC, id LIMIT 1
+     ),
+     doomed AS (
+       SELECT id FROM complete
+       WHERE restore_state <> 'claimed'
+         AND (completed_at < $4::timestamptz - make_interval(secs => $3) OR (nth > $2 AND restore_state <> 'pending'))
+       UNION ALL
+       SELECT id FROM checkpoint
+       WHERE kernel_session_id = $1 AND state = 'failed'
+         AND (created_at < $4::timestamptz - make_interval(secs => $3)
+              OR created_at < (SELECT max(completed_at) FROM complete))
+     )
+     DELETE FROM checkpoint c USING doomed d
+     WHERE c.id = d.id AND NOT EXISTS (SELECT 1 FROM newest_run n WHERE n.id = c.id)
+     RETURNING c.id`,
+    [sessionId, Math.max(1, policy.keepLast), policy.maxAgeS, now],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Refuses the commit (the transaction rolls back: the previous checkpoint stays) when the user's
+ * checkpoints, this one in and retention applied, hold more than the quota.
+ * @throws ResumeError RESUME_ERR_QUOTA_EXCEEDED (507).
+ */
+async function checkQuota(client: pg.PoolClient, sessionId: string, checkpointId: string, quotaBytes: number): Promise<void> {
+  const { rows } = await client.query<{ user_name: string; notebook_path: string }>(
+    'SELECT user_name, notebook_path FROM kernel_session WHERE id = $1',
+    [sessionId],
+  );
+  const session = rows[0] as { user_name: string; notebook_path: string };
+  const used = await usedBytes(client, session.user_name);
+  if (used <= quotaBytes) return;
+  throw new ResumeError(
+    'RESUME_ERR_QUOTA_EXCEEDED',
+    `Saving ${session.notebook_path} would bring your saved sessions to ${formatBytes(used)}, over your quota of ${formatBytes(quotaBytes)}; your previous checkpoint is kept.`,
+    {
+      status: 507,
+      hint: 'Delete saved sessions you no longer need (DELETE api/checkpoints/<id>), or free memory in the kernel (del big variables you can rebuild), or ask your hub admin to raise RESUME_USER_QUOTA_MB.',
+      context: { checkpointId, user: session.user_name, usedBytes: used, quotaBytes },
+    },
+  );
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 /**
@@ -181,7 +258,6 @@ async function lockSessionOf(client: pg.PoolClient, checkpointId: string): Promi
   return rows[0].id;
 }
 
-/** What is wrong with the stored blobs against the expected ones, one line per problem. */
 /**
  * What is wrong with the blobs a commit expects: keys listed twice, written ones missing or
  * different. `referenced` keys are checked by `reuseProblems` instead (nothing is written under them).
@@ -206,34 +282,22 @@ function blobProblems(
 }
 
 /**
- * What is wrong with the blobs a commit reuses: each must be a complete blob, with the promised
- * size and checksum, of a complete checkpoint of the same session, and not itself a reference.
- * The insert into blob_reference then locks those checkpoint rows (its foreign key) until commit.
+ * What is wrong with the blobs a commit reuses: the session must hold each one's bytes, with the
+ * promised size and checksum.
  */
-async function reuseProblems(client: pg.PoolClient, sessionId: string, reused: ReusedBlob[]): Promise<string[]> {
-  const problems: string[] = [];
-  const candidates = reused.filter((r) => {
-    if (isUuid(r.storedIn.checkpointId)) return true;
-    problems.push(`blob ${r.key} refers to ${JSON.stringify(r.storedIn.checkpointId)}, which is not a checkpoint id`);
-    return false;
-  });
-  if (candidates.length === 0) return problems;
-  const { rows } = await client.query<{ key: string; found: boolean; bytes: string | null; sha256: string | null }>(
-    `SELECT r.key, c.id IS NOT NULL AS found, b.bytes, b.sha256
-     FROM unnest($2::text[], $3::uuid[], $4::text[]) AS r(key, stored_in, stored_key)
-     LEFT JOIN checkpoint c ON c.id = r.stored_in AND c.kernel_session_id = $1 AND c.state = 'complete'
-     LEFT JOIN blob b ON b.checkpoint_id = c.id AND b.key = r.stored_key AND b.complete`,
-    [sessionId, candidates.map((r) => r.key), candidates.map((r) => r.storedIn.checkpointId), candidates.map((r) => r.storedIn.key)],
+async function reuseProblems(client: pg.PoolClient, sessionId: string, reused: ExpectedBlob[]): Promise<string[]> {
+  if (reused.length === 0) return [];
+  const { rows } = await client.query<{ key: string; bytes: string | null }>(
+    `SELECT r.key, sb.bytes FROM unnest($2::text[], $3::text[]) AS r(key, sha256)
+     LEFT JOIN session_blob sb ON sb.kernel_session_id = $1 AND sb.sha256 = r.sha256`,
+    [sessionId, reused.map((r) => r.key), reused.map((r) => r.sha256.toLowerCase())],
   );
-  const found = new Map(rows.map((row) => [row.key, row]));
-  for (const r of candidates) {
-    const row = found.get(r.key);
-    const where = `blob ${r.storedIn.key} of checkpoint ${r.storedIn.checkpointId}`;
-    if (row === undefined || !row.found) problems.push(`blob ${r.key} refers to ${where}, which is not a complete checkpoint of this session`);
-    else if (row.bytes === null || row.sha256 === null) problems.push(`blob ${r.key} refers to ${where}, which does not exist`);
-    else if (Number(row.bytes) !== r.bytes || row.sha256 !== r.sha256.toLowerCase()) {
-      problems.push(`blob ${r.key} refers to ${where}, whose size or sha256 differ from the manifest's`);
-    }
+  const found = new Map(rows.map((row) => [row.key, row.bytes]));
+  const problems: string[] = [];
+  for (const r of reused) {
+    const bytes = found.get(r.key);
+    if (bytes === undefined || bytes === null) problems.push(`blob ${r.key} reuses content this session does not hold (sha256 ${r.sha256.slice(0, 12)}…)`);
+    else if (Number(bytes) !== r.bytes) problems.push(`blob ${r.key} reuses content of ${bytes} bytes, the manifest says ${r.bytes}`);
   }
   return problems;
 }

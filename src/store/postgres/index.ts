@@ -4,4 +4,5 @@ export { createPool, withClient, withTransaction, redactDatabaseUrl, describePoo
 export { mapPgError, storeUnavailable, sqlState, isConnectionFailure } from './map-pg-error.js';
 export { migrate, readMigrations, DEFAULT_MIGRATIONS_DIR, type Migration, type MigrationResult } from './migrate.js';
 export { PgCheckpointStore, type PgCheckpointStoreOptions } from './pg-checkpoint-store.js';
-export { PgBlobStore, BLOB_CHUNK_BYTES, type PgBlobStoreOptions } from './pg-blob-store.js';
+export { PgBlobStore, type PgBlobStoreOptions } from './pg-blob-store.js';
+export { PgObjectStore, OBJECT_CHUNK_BYTES, type PgObjectStoreOptions } from './pg-object-store.js';

@@ -8,7 +8,6 @@ import type pg from 'pg';
 import { ResumeError, type ErrorContext } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type {
-  BlobAddress,
   CellRecord,
   Checkpoint,
   CheckpointStore,
@@ -17,9 +16,10 @@ import type {
   CommitCheckpointInput,
   KernelRun,
   KernelSession,
+  RetentionPolicy,
   SessionKey,
 } from '../checkpoint-store.js';
-import { claimRestore, commitCheckpointRow, makeRestorePending, recordRestoreOutcome } from './checkpoint-transitions.js';
+import { claimRestore, commitCheckpointRow, makeRestorePending, pruneSession, recordRestoreOutcome } from './checkpoint-transitions.js';
 import { mapPgError, sqlState } from './map-pg-error.js';
 import { withClient, withTransaction } from './pool.js';
 import {
@@ -106,12 +106,12 @@ export class PgCheckpointStore implements CheckpointStore {
       let rows: unknown[];
       try {
         ({ rows } = await client.query(
-          `INSERT INTO kernel_run (kernel_session_id, kernel_id, server_url, agent_version, started_at, restored_from_checkpoint_id)
-           SELECT $1, $2, $3, $4, coalesce($5::timestamptz, now()), $6::uuid
+          `INSERT INTO kernel_run (kernel_session_id, kernel_id, server_url, agent_version, started_at, restored_from_checkpoint_id, reports_end)
+           SELECT $1, $2, $3, $4, coalesce($5::timestamptz, now()), $6::uuid, $7
            WHERE $6::uuid IS NULL
               OR EXISTS (SELECT 1 FROM checkpoint WHERE id = $6::uuid AND kernel_session_id = $1 AND state = 'complete')
            RETURNING *`,
-          [run.sessionId, run.kernelId, run.serverUrl, run.agentVersion, run.startedAt ?? null, from],
+          [run.sessionId, run.kernelId, run.serverUrl, run.agentVersion, run.startedAt ?? null, from, run.reportsEnd ?? false],
         ));
       } catch (err) {
         if (sqlState(err) === '23503') throw sessionNotFound(run.sessionId);
@@ -127,6 +127,27 @@ export class PgCheckpointStore implements CheckpointStore {
     if (!isUuid(id)) return null;
     return this.run({ runId: id }, async (client) => {
       const { rows } = await client.query('SELECT * FROM kernel_run WHERE id = $1', [id]);
+      return rows[0] === undefined ? null : toKernelRun(rows[0]);
+    });
+  }
+
+  async endRun(id: string): Promise<void> {
+    if (!isUuid(id)) throw runNotFound(id);
+    await this.run({ runId: id }, async (client) => {
+      const { rowCount } = await client.query('UPDATE kernel_run SET ended_at = coalesce(ended_at, now()) WHERE id = $1', [id]);
+      if (rowCount === 0) throw runNotFound(id);
+    });
+  }
+
+  async previousRun(sessionId: string, runId: string): Promise<KernelRun | null> {
+    if (!isUuid(sessionId) || !isUuid(runId)) return null;
+    return this.run({ runId }, async (client) => {
+      const { rows } = await client.query(
+        `SELECT p.* FROM kernel_run r JOIN kernel_run p ON p.kernel_session_id = r.kernel_session_id
+         WHERE r.id = $2 AND r.kernel_session_id = $1 AND p.id <> r.id AND (p.started_at, p.id) < (r.started_at, r.id)
+         ORDER BY p.started_at DESC, p.id DESC LIMIT 1`,
+        [sessionId, runId],
+      );
       return rows[0] === undefined ? null : toKernelRun(rows[0]);
     });
   }
@@ -162,6 +183,25 @@ export class PgCheckpointStore implements CheckpointStore {
          WHERE s.user_name = $1 AND s.server_name = $2
          ORDER BY r.started_at DESC, r.id`,
         [user, server],
+      );
+      return rows.map((row) => ({
+        ...toKernelRun(row),
+        session: toKernelSession({ ...row, id: row['kernel_session_id'], created_at: row['session_created_at'] }),
+      }));
+    });
+  }
+
+  async runsIdleSince(idleSince: Date): Promise<Array<KernelRun & { session: KernelSession }>> {
+    return this.run({}, async (client) => {
+      const { rows } = await client.query<Record<string, unknown>>(
+        `SELECT r.*, s.user_name, s.server_name, s.notebook_path, s.kernel_name, s.created_at AS session_created_at
+         FROM kernel_session s
+         JOIN LATERAL (SELECT * FROM kernel_run WHERE kernel_session_id = s.id ORDER BY started_at DESC, id LIMIT 1) r ON true
+         JOIN LATERAL (SELECT max(recorded_at) AS last_cell FROM cell_execution WHERE kernel_run_id = r.id) c ON true
+         WHERE c.last_cell < $1
+           AND NOT EXISTS (SELECT 1 FROM checkpoint k WHERE k.kernel_session_id = s.id AND k.created_at >= c.last_cell)
+         ORDER BY c.last_cell`,
+        [idleSince],
       );
       return rows.map((row) => ({
         ...toKernelRun(row),
@@ -279,20 +319,6 @@ export class PgCheckpointStore implements CheckpointStore {
     });
   }
 
-  /** Where blob `key` of a checkpoint is: the checkpoint itself, or the one it reuses the blob from. */
-  async blobAddress(checkpointId: string, key: string): Promise<BlobAddress> {
-    const own = { checkpointId, key };
-    if (!isUuid(checkpointId)) return own;
-    return this.run(own, async (client) => {
-      const { rows } = await client.query<{ stored_in_checkpoint_id: string; stored_key: string }>(
-        'SELECT stored_in_checkpoint_id, stored_key FROM blob_reference WHERE checkpoint_id = $1 AND key = $2',
-        [checkpointId, key],
-      );
-      const row = rows[0];
-      return row === undefined ? own : { checkpointId: row.stored_in_checkpoint_id, key: row.stored_key };
-    });
-  }
-
   /** The checkpoint with this id (any state), or null. */
   async getCheckpoint(id: string): Promise<Checkpoint | null> {
     if (!isUuid(id)) return null;
@@ -368,6 +394,80 @@ export class PgCheckpointStore implements CheckpointStore {
   async requestRestore(checkpointId: string): Promise<Checkpoint> {
     if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
     return this.transaction({ checkpointId }, (client) => makeRestorePending(client, checkpointId));
+  }
+
+  /**
+   * Deletes a checkpoint; its blobs become garbage unless another checkpoint lists them.
+   * @throws ResumeError RESUME_ERR_CHECKPOINT_NOT_FOUND (404), RESUME_ERR_CHECKPOINT_IN_USE (409).
+   */
+  async deleteCheckpoint(checkpointId: string): Promise<void> {
+    if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
+    await this.transaction({ checkpointId }, async (client) => {
+      const { rows } = await client.query<{ state: string; restore_state: string; newest_run_restored_from: string | null }>(
+        `SELECT c.state, c.restore_state,
+                (SELECT r.restored_from_checkpoint_id FROM kernel_run r WHERE r.kernel_session_id = s.id
+                 ORDER BY r.started_at DESC, r.id LIMIT 1) AS newest_run_restored_from
+         FROM checkpoint c JOIN kernel_session s ON s.id = c.kernel_session_id
+         WHERE c.id = $1 FOR NO KEY UPDATE OF s`,
+        [checkpointId],
+      );
+      const row = rows[0];
+      if (row === undefined) throw checkpointNotFound(checkpointId);
+      const inUse =
+        row.state === 'writing'
+          ? 'it is still being written'
+          : row.restore_state === 'claimed' || row.newest_run_restored_from === checkpointId
+            ? 'the notebook’s running kernel was restored from it (its history begins there)'
+            : null;
+      if (inUse !== null) {
+        throw new ResumeError('RESUME_ERR_CHECKPOINT_IN_USE', `Checkpoint ${checkpointId} cannot be deleted: ${inUse}.`, {
+          status: 409,
+          hint: 'Delete it once the notebook has been checkpointed again (or its kernel restarted), or wait for the checkpoint to finish.',
+          context: { checkpointId },
+        });
+      }
+      await client.query('DELETE FROM checkpoint WHERE id = $1', [checkpointId]);
+    });
+    this.logger?.info({ checkpointId }, 'checkpoint deleted');
+  }
+
+  /** Applies retention to every session that has more than one checkpoint or old ones, a session per transaction. */
+  async pruneCheckpoints(policy: RetentionPolicy, now: Date = new Date()): Promise<string[]> {
+    const sessions = await this.run({}, async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        `SELECT kernel_session_id AS id FROM checkpoint WHERE state <> 'writing'
+         GROUP BY kernel_session_id
+         HAVING count(*) FILTER (WHERE state = 'complete') > $1 OR count(*) FILTER (WHERE state = 'failed') > 0
+             OR min(coalesce(completed_at, created_at)) < $3::timestamptz - make_interval(secs => $2)`,
+        [Math.max(1, policy.keepLast), policy.maxAgeS, now],
+      );
+      return rows.map((r) => r.id);
+    });
+    const deleted: string[] = [];
+    for (const sessionId of sessions) {
+      deleted.push(
+        ...(await this.transaction({ sessionId }, async (client) => {
+          // Lock order: the session row first, as commits take it.
+          await client.query('SELECT 1 FROM kernel_session WHERE id = $1 FOR NO KEY UPDATE', [sessionId]);
+          return pruneSession(client, sessionId, policy, now);
+        })),
+      );
+    }
+    if (deleted.length > 0) this.logger?.info({ checkpoints: deleted.length }, 'old checkpoints deleted by retention');
+    return deleted;
+  }
+
+  async failAbandonedCheckpoints(startedBefore: Date): Promise<string[]> {
+    return this.run({}, async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        `UPDATE checkpoint SET state = 'failed', error = 'abandoned: its writer stopped before committing (a service restart or crash)'
+         WHERE state = 'writing' AND created_at < $1
+         RETURNING id`,
+        [startedBefore],
+      );
+      await client.query('DELETE FROM checkpoint_blob WHERE checkpoint_id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+      return rows.map((r) => r.id);
+    });
   }
 
   private async run<T>(context: ErrorContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {

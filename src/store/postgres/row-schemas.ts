@@ -15,6 +15,7 @@ import type {
   KernelSession,
   StoredBlob,
 } from '../checkpoint-store.js';
+import { CHECKPOINT_TRIGGERS } from '../checkpoint-store.js';
 
 /** The columns of `checkpoint` that toCheckpoint reads. */
 export const CHECKPOINT_COLUMNS = `id, kernel_session_id, kernel_run_id, state, trigger, created_at, completed_at, manifest,
@@ -61,6 +62,9 @@ const runRow = z.object({
   agent_version: z.string(),
   started_at: z.date(),
   restored_from_checkpoint_id: uuid.nullable(),
+  // Absent from rows selected before migration 0009's columns existed in a query's list.
+  reports_end: z.boolean().optional(),
+  ended_at: z.date().nullable().optional(),
 });
 
 const cellRow = z.object({
@@ -98,7 +102,7 @@ const checkpointBase = {
   kernel_session_id: uuid,
   kernel_run_id: uuid,
   state: z.enum(['writing', 'complete', 'failed']),
-  trigger: z.enum(['cull', 'manual', 'verify']),
+  trigger: z.enum(CHECKPOINT_TRIGGERS),
   created_at: z.date(),
   completed_at: z.date().nullable(),
   bytes_stored: bigintNumber,
@@ -155,6 +159,8 @@ export function toKernelRun(row: unknown): KernelRun {
     agentVersion: r.agent_version,
     startedAt: r.started_at,
     restoredFromCheckpointId: r.restored_from_checkpoint_id,
+    reportsEnd: r.reports_end ?? false,
+    endedAt: r.ended_at ?? null,
   };
 }
 

@@ -1,6 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { cellSchema, restoreReportSchema } from '../../agent/agent-messages.js';
+import type { KernelCheckpoints } from '../../checkpoint/kernel-checkpoints.js';
 import type { StoreBandwidth } from '../../planner/store-bandwidth.js';
 import type { RestoreHandout } from '../../restore/restore-handout.js';
 import { ResumeError } from '../../errors.js';
@@ -24,6 +25,8 @@ const registerKernelSchema = z.object({
   server_url: z.union([z.literal(''), z.url()]),
   python_version: z.string().max(64).optional(),
   started_at: z.iso.datetime().optional(),
+  /** The agent will post `runs/<id>/ended` when its kernel exits normally (so a run that never does died). */
+  reports_end: z.boolean().optional(),
 });
 
 const cellsSchema = z.object({ cells: z.array(cellSchema).max(10_000) });
@@ -37,6 +40,7 @@ export type AgentRouterOptions = {
   grants: BlobGrants;
   identities: HubIdentities;
   restores: RestoreHandout;
+  checkpoints: KernelCheckpoints;
   /** Learns the blob store's read bandwidth from restore reports (for the planner). */
   bandwidth?: StoreBandwidth;
   metrics: ServiceMetrics;
@@ -52,7 +56,7 @@ export type AgentRouterOptions = {
  * checkpoint.
  */
 export function agentRouter(options: AgentRouterOptions): express.Router {
-  const { store, blobs, grants, identities, restores, metrics, logger } = options;
+  const { store, blobs, grants, identities, restores, checkpoints, metrics, logger } = options;
   const router = express.Router();
   const withServerToken = [authenticate(identities), requireServerToken];
 
@@ -78,6 +82,7 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
       serverUrl: body.server_url,
       agentVersion: body.agent_version,
       restoredFromCheckpointId: null,
+      reportsEnd: body.reports_end === true,
     });
     const restore = await restores.handOut(session, run);
     logger.info(
@@ -102,6 +107,15 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     res.status(204).end();
   });
 
+  // The kernel is exiting normally (a restart, a shutdown): its next kernel starts empty unless a
+  // checkpoint is pending. A run that never posts this died, and its successor recovers it.
+  router.post('/runs/:runId/ended', ...withServerToken, async (req, res) => {
+    const run = await ownRun(store, req, res);
+    await store.endRun(run.id);
+    logger.debug({ runId: run.id, kernelId: run.kernelId }, 'kernel exited normally');
+    res.status(204).end();
+  });
+
   router.post('/runs/:runId/restore-report', ...withServerToken, express.json({ limit: '4mb' }), async (req, res) => {
     const run = await ownRun(store, req, res);
     const report = parseBody(restoreReportSchema, req.body);
@@ -116,6 +130,35 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     if (failed.length === 0) logger.info({ ...context, seconds: report.duration_s }, 'restore completed');
     else logger.warn({ ...context, failed }, 'restore completed with variables that could not be restored');
     res.status(204).end();
+  });
+
+  // preStop: the calling server is being stopped (a Kubernetes preStop hook, a SIGTERM handler);
+  // save every idle kernel of it now, as `prestop` checkpoints that its next start restores.
+  // Answers once every kernel is saved or failed, so the hook can wait for it.
+  router.post('/server/checkpoint', ...withServerToken, async (_req, res) => {
+    const identity = identityOf(res);
+    const serverName = identity.server ?? '';
+    const serverUrl = (await store.listRunsForServer(identity.name, serverName))[0]?.serverUrl ?? '';
+    const context = { user: identity.name, server: serverName };
+    if (serverUrl === '') {
+      logger.info(context, 'pre-stop checkpoint: no kernel of this server ever registered; nothing to save');
+      res.json({ kernels: [] });
+      return;
+    }
+    const outcomes = await checkpoints.checkpointServer({ user: identity.name, name: serverName, url: serverUrl }, 'prestop');
+    const failed = outcomes.filter((o) => o.status !== 'complete');
+    logger[failed.length === 0 ? 'info' : 'warn'](
+      { ...context, kernels: outcomes.length, failed: failed.map((o) => o.kernelId) },
+      'pre-stop checkpoint done',
+    );
+    res.json({
+      kernels: outcomes.map((o) => ({
+        kernel_id: o.kernelId,
+        status: o.status,
+        ...(o.status === 'complete' ? { checkpoint_id: o.checkpoint.id } : {}),
+        ...(o.status === 'failed' ? { reason: o.reason } : {}),
+      })),
+    });
   });
 
   router.put('/checkpoints/:checkpointId/blobs/:key', async (req, res) => {
@@ -147,10 +190,9 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     if (checkpoint === null || checkpoint.user !== grant.user || checkpoint.state !== 'complete') {
       throw notFound(checkpointId);
     }
-    // An unchanged group of an incremental checkpoint is read from the checkpoint that wrote it
-    // (the commit checked that it is a complete checkpoint of the same session).
-    const address = await store.blobAddress(checkpointId, key);
-    const { blob, body } = await blobs.read(address.checkpointId, address.key);
+    // An unchanged group of an incremental checkpoint is listed under this checkpoint too (the
+    // session's content, whichever checkpoint wrote it).
+    const { blob, body } = await blobs.read(checkpointId, key);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(blob.bytes));
     res.setHeader('X-Resume-Sha256', blob.sha256);

@@ -3,11 +3,14 @@ import { ResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { HistoryGraph } from '../../history/index.js';
 import { explainReplication, type ExplainedPlan, type ReplicationPlan } from '../../planner/replication-planner.js';
-import type { Checkpoint, CheckpointStore, CheckpointSummary, KernelSession } from '../../store/checkpoint-store.js';
+import type { BlobStore, Checkpoint, CheckpointStore, CheckpointSummary, KernelSession } from '../../store/checkpoint-store.js';
 import { authenticate, type HubIdentities, identityOf, isAdmin, requireServiceAccess } from '../auth/hub-identity.js';
 
 export type CheckpointsRouterOptions = {
   store: CheckpointStore;
+  blobs: BlobStore;
+  /** RESUME_USER_QUOTA_MB in bytes, shown beside each user's usage; none when absent. */
+  quotaBytes?: number;
   identities: HubIdentities;
   serviceName: string;
   logger: Logger;
@@ -20,7 +23,7 @@ export type CheckpointsRouterOptions = {
  * see everyone's.
  */
 export function checkpointsRouter(options: CheckpointsRouterOptions): express.Router {
-  const { store, identities, serviceName, logger } = options;
+  const { store, blobs, identities, serviceName, logger } = options;
   const router = express.Router();
   router.use(authenticate(identities), requireServiceAccess(serviceName));
 
@@ -33,7 +36,10 @@ export function checkpointsRouter(options: CheckpointsRouterOptions): express.Ro
     // Admins without ?user= see everyone; everybody else only themselves.
     const user = isAdmin(identity) ? asked : identity.name;
     const checkpoints = await store.listCheckpoints(user === undefined ? {} : { user });
-    res.json({ checkpoints: checkpoints.map(summaryView) });
+    // What the user's checkpoints hold against their quota (for one user's list only).
+    const usage =
+      user === undefined ? null : { user, bytes: await blobs.usage(user), quota_bytes: options.quotaBytes ?? null };
+    res.json({ checkpoints: checkpoints.map(summaryView), usage });
   });
 
   router.get('/:id', async (req, res) => {
@@ -56,6 +62,19 @@ export function checkpointsRouter(options: CheckpointsRouterOptions): express.Ro
       'restore requested; it runs when the notebook kernel next starts',
     );
     res.status(202).json(detailView(updated, session));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    const { checkpoint, session } = await visibleCheckpoint(store, String(req.params['id']), res);
+    if (identityOf(res).name !== session.user) {
+      throw new ResumeError('RESUME_ERR_AUTH_FORBIDDEN', 'Only the owner of a checkpoint can delete it.', {
+        status: 403,
+        context: { checkpointId: checkpoint.id },
+      });
+    }
+    await store.deleteCheckpoint(checkpoint.id);
+    logger.info({ user: session.user, server: session.server, checkpointId: checkpoint.id }, 'checkpoint deleted by its owner');
+    res.status(204).end();
   });
 
   return router;

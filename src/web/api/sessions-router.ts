@@ -1,5 +1,7 @@
 import express, { type Response } from 'express';
-import { ResumeError } from '../../errors.js';
+import type { KernelCheckpoints } from '../../checkpoint/kernel-checkpoints.js';
+import { ResumeError, isResumeError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import { HistoryGraph } from '../../history/history-graph.js';
 import type { CheckpointStore, KernelRun, KernelSession } from '../../store/checkpoint-store.js';
 import { authenticate, type HubIdentities, identityOf, isAdmin, requireServiceAccess } from '../auth/hub-identity.js';
@@ -8,6 +10,8 @@ export type SessionsRouterOptions = {
   store: CheckpointStore;
   identities: HubIdentities;
   serviceName: string;
+  checkpoints: KernelCheckpoints;
+  logger: Logger;
 };
 
 /**
@@ -21,7 +25,7 @@ export type SessionsRouterOptions = {
  * was restored from).
  */
 export function sessionsRouter(options: SessionsRouterOptions): express.Router {
-  const { store, identities, serviceName } = options;
+  const { store, identities, serviceName, checkpoints, logger } = options;
   const router = express.Router();
   router.use(authenticate(identities), requireServiceAccess(serviceName));
 
@@ -44,6 +48,58 @@ export function sessionsRouter(options: SessionsRouterOptions): express.Router {
     const latest = (await store.listSessions({ id: session.id }))[0]?.latestRun ?? null;
     const cells = latest === null ? [] : await store.historyOfRun(latest.id);
     res.json({ session: sessionView(session, latest), graph: HistoryGraph.fromCells(cells).toJSON() });
+  });
+
+  // On demand: save the session's running kernel now (trigger `manual`). Answers when the
+  // checkpoint is committed, or with why it could not be (a busy kernel, a full quota, …).
+  router.post('/:id/checkpoint', async (req, res) => {
+    const session = await visibleSession(store, String(req.params['id']), res);
+    const context = { user: session.user, server: session.server, sessionId: session.id };
+    const run = (await store.listSessions({ id: session.id }))[0]?.latestRun ?? null;
+    const outcome =
+      run === null || run.serverUrl === ''
+        ? undefined
+        : (
+            await checkpoints
+              .checkpointServer({ user: session.user, name: session.server, url: run.serverUrl }, 'manual', new Set([run.kernelId]))
+              .catch(() => [])
+          )[0];
+    if (outcome === undefined) {
+      throw new ResumeError('RESUME_ERR_KERNEL_NOT_RUNNING', `The kernel of ${session.notebookPath} is not running.`, {
+        status: 409,
+        hint: 'Open the notebook (its kernel registers when it starts), then ask again; its last checkpoint is unchanged.',
+        context,
+      });
+    }
+    if (outcome.status === 'busy') {
+      throw new ResumeError('RESUME_ERR_KERNEL_BUSY', `The kernel of ${session.notebookPath} is running a cell.`, {
+        status: 409,
+        hint: 'Ask again once the cell has finished: a checkpoint never interrupts a running cell.',
+        context: { ...context, kernelId: outcome.kernelId },
+      });
+    }
+    if (outcome.status === 'failed') {
+      // The specific reason (a full quota, an agent that timed out) rather than the runner's wrapper.
+      const cause = isResumeError(outcome.error) ? outcome.error.cause : undefined;
+      if (isResumeError(cause)) throw cause;
+      if (isResumeError(outcome.error)) throw outcome.error;
+      throw new ResumeError('RESUME_ERR_CHECKPOINT_FAILED', `Checkpoint of ${session.notebookPath} failed: ${outcome.reason}`, {
+        status: 502,
+        context: { ...context, kernelId: outcome.kernelId },
+      });
+    }
+    logger.info({ ...context, checkpointId: outcome.checkpoint.id }, 'checkpoint taken on request');
+    const c = outcome.checkpoint;
+    res.status(201).json({
+      id: c.id,
+      session_id: c.sessionId,
+      state: c.state,
+      trigger: c.trigger,
+      created_at: c.createdAt.toISOString(),
+      completed_at: c.completedAt?.toISOString() ?? null,
+      bytes_stored: c.bytesStored,
+      bytes_reused: c.bytesReused,
+    });
   });
 
   return router;

@@ -8,7 +8,18 @@ import { migrate, readMigrations } from '../../../src/store/postgres/migrate.js'
 import { createPool } from '../../../src/store/postgres/pool.js';
 import { freshDatabase, MIGRATIONS_DIR, startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
 
-const TABLES = ['blob', 'blob_bandwidth_probe', 'blob_chunk', 'blob_reference', 'cell_execution', 'checkpoint', 'kernel_run', 'kernel_session', 'schema_migration'];
+const TABLES = [
+  'blob_object',
+  'blob_object_chunk',
+  'blob_upload',
+  'cell_execution',
+  'checkpoint',
+  'checkpoint_blob',
+  'kernel_run',
+  'kernel_session',
+  'schema_migration',
+  'session_blob',
+];
 
 describe('migrate', () => {
   let postgres: StartedPostgres;

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { isResumeError } from '../../../src/errors.js';
-import type { CellRecord, Checkpoint, KernelRun, KernelSession, ReusedBlob, StoredBlob } from '../../../src/store/checkpoint-store.js';
+import type { CellRecord, Checkpoint, ExpectedBlob, KernelRun, KernelSession, RetentionPolicy, StoredBlob } from '../../../src/store/checkpoint-store.js';
 import { PgBlobStore } from '../../../src/store/postgres/pg-blob-store.js';
+import { PgObjectStore } from '../../../src/store/postgres/pg-object-store.js';
 import { PgCheckpointStore } from '../../../src/store/postgres/pg-checkpoint-store.js';
 import { startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
 
@@ -32,7 +33,7 @@ describe('PgCheckpointStore', () => {
   before(async () => {
     postgres = await startPostgres();
     store = new PgCheckpointStore(postgres.pool);
-    blobs = new PgBlobStore(postgres.pool);
+    blobs = new PgBlobStore(postgres.pool, new PgObjectStore(postgres.pool));
   });
 
   after(async () => {
@@ -345,40 +346,55 @@ describe('PgCheckpointStore', () => {
     });
   });
 
-  describe('incremental checkpoints', () => {
+  describe('incremental checkpoints, retention and quota', () => {
     /** A fresh session and a run of it. */
     async function newTarget(user = 'alice'): Promise<{ session: KernelSession; run: KernelRun }> {
       const session = await newSession(user);
       return { session, run: await newRun(session) };
     }
 
-    /** Writes `written` (key → content) under a new checkpoint and commits it with `reused`. */
+    /** Writes `written` (key → content) under a new checkpoint; `commit` commits it with `reused`. */
     async function checkpoint(
       target: { session: KernelSession; run: KernelRun },
       written: Record<string, string>,
-      reused: ReusedBlob[] = [],
+      reused: ExpectedBlob[] = [],
+      commitOptions: { retention?: RetentionPolicy; quotaBytes?: number; now?: Date } = {},
     ): Promise<{ id: string; stored: StoredBlob[]; commit: () => Promise<Checkpoint> }> {
-      const { id } = await store.createCheckpoint({ sessionId: target.session.id, runId: target.run.id, trigger: 'cull' });
+      const { id } = await store.createCheckpoint({ sessionId: target.session.id, runId: target.run.id, trigger: 'periodic' });
       const stored: StoredBlob[] = [];
       for (const [key, content] of Object.entries(written)) stored.push(await blobs.write(id, key, Readable.from([Buffer.from(content)])));
       const commit = () =>
-        store.commitCheckpoint({ checkpointId: id, manifest: { checkpoint_id: id }, cells: [], blobs: stored, reused, restoreOnNextStart: true });
+        store.commitCheckpoint({
+          checkpointId: id,
+          manifest: { checkpoint_id: id },
+          cells: [],
+          blobs: stored,
+          reused,
+          restoreOnNextStart: false,
+          ...commitOptions,
+        });
       return { id, stored, commit };
     }
 
-    const reuse = (key: string, from: { id: string; stored: StoredBlob[] }, fromKey: string): ReusedBlob => {
+    const reuse = (key: string, from: { stored: StoredBlob[] }, fromKey: string): ExpectedBlob => {
       const blob = from.stored.find((b) => b.key === fromKey)!;
-      return { key, bytes: blob.bytes, sha256: blob.sha256, storedIn: { checkpointId: from.id, key: fromKey } };
+      return { key, bytes: blob.bytes, sha256: blob.sha256 };
     };
 
-    async function readAll(address: { checkpointId: string; key: string }): Promise<string> {
-      const { body } = await blobs.read(address.checkpointId, address.key);
+    async function readAll(checkpointId: string, key: string): Promise<string> {
+      const { body } = await blobs.read(checkpointId, key);
       const pieces: Buffer[] = [];
       for await (const piece of body) pieces.push(piece as Buffer);
       return Buffer.concat(pieces).toString();
     }
 
-    it('commits a checkpoint that writes the changed group and references the unchanged one', async () => {
+    async function objectCount(sessionId: string): Promise<number> {
+      let n = 0;
+      for await (const _ of blobs.objects.list(`sessions/${sessionId}/`)) n++;
+      return n;
+    }
+
+    it('commits a checkpoint that writes the changed group and lists the unchanged one the session holds', async () => {
       const target = await newTarget();
       const first = await checkpoint(target, { g0: 'big unchanged array', g1: 'counts v1' });
       await first.commit();
@@ -388,55 +404,129 @@ describe('PgCheckpointStore', () => {
       assert.equal(committed.state, 'complete');
       assert.equal(committed.bytesStored, 'counts v2'.length);
       assert.equal(committed.bytesReused, 'big unchanged array'.length);
-      assert.deepEqual(await store.blobAddress(second.id, 'g0'), { checkpointId: first.id, key: 'g0' });
-      assert.deepEqual(await store.blobAddress(second.id, 'g1'), { checkpointId: second.id, key: 'g1' });
-      assert.equal(await readAll(await store.blobAddress(second.id, 'g0')), 'big unchanged array');
-      assert.equal(await readAll(await store.blobAddress(second.id, 'g1')), 'counts v2');
+      assert.equal(await readAll(second.id, 'g0'), 'big unchanged array');
+      assert.equal(await readAll(second.id, 'g1'), 'counts v2');
+      assert.equal(await objectCount(target.session.id), 3, 'the unchanged array is stored once');
     });
 
-    it('refuses references to another session, to a missing blob, to different bytes, or to a reference', async () => {
+    it('stores bytes the session already holds only once, even when uploaded again', async () => {
+      const target = await newTarget();
+      const first = await checkpoint(target, { g0: 'same bytes' });
+      await first.commit();
+      const second = await checkpoint(target, { g3: 'same bytes' });
+      await second.commit();
+
+      assert.equal(await objectCount(target.session.id), 1);
+      assert.equal(await readAll(second.id, 'g3'), 'same bytes');
+    });
+
+    it('refuses to reuse content of another session, content it does not hold, or with another size', async () => {
       const target = await newTarget();
       const other = await newTarget('mallory');
       const theirs = await checkpoint(other, { g0: 'not yours' });
       await theirs.commit();
       const first = await checkpoint(target, { g0: 'mine' });
       await first.commit();
-      const second = await checkpoint(target, {}, [reuse('g0', first, 'g0')]);
-      await second.commit();
 
-      const attempts: Array<[string, ReusedBlob]> = [
-        ['another session', reuse('g0', theirs, 'g0')],
-        ['a missing blob', { ...reuse('g0', first, 'g0'), storedIn: { checkpointId: first.id, key: 'g9' } }],
-        ['different bytes', { ...reuse('g0', first, 'g0'), sha256: 'f'.repeat(64) }],
-        ['a reference', { ...reuse('g0', first, 'g0'), storedIn: { checkpointId: second.id, key: 'g0' } }],
-        ['not an id', { ...reuse('g0', first, 'g0'), storedIn: { checkpointId: 'ck-1', key: 'g0' } }],
+      const attempts: Array<[string, ExpectedBlob, RegExp]> = [
+        ['another session', reuse('g0', theirs, 'g0'), /does not hold/],
+        ['unknown content', { ...reuse('g0', first, 'g0'), sha256: 'f'.repeat(64) }, /does not hold/],
+        ['another size', { ...reuse('g0', first, 'g0'), bytes: 99 }, /the manifest says 99/],
       ];
-      for (const [what, reused] of attempts) {
+      for (const [what, reused, message] of attempts) {
         const attempt = await checkpoint(target, { g1: 'new' }, [reused]);
         await assert.rejects(attempt.commit(), (e: unknown) => {
           assert.ok(isResumeError(e), what);
           assert.equal(e.code, 'RESUME_ERR_CHECKPOINT_BLOB_MISMATCH', what);
-          assert.match(e.message, /blob g0 refers to/, what);
+          assert.match(e.message, message, what);
           return true;
         });
         assert.equal((await store.getCheckpoint(attempt.id))?.state, 'writing', `${what}: nothing committed`);
       }
-      assert.equal((await store.latestCompleteCheckpoint(target.session.id))?.id, second.id, 'the last good checkpoint stays');
+      assert.equal((await store.latestCompleteCheckpoint(target.session.id))?.id, first.id, 'the last good checkpoint stays');
     });
 
-    it('keeps a referenced checkpoint from being deleted on its own, but deletes a whole session', async () => {
+    it('keeps the newest K checkpoints as new ones commit; their shared blobs stay, the rest become garbage', async () => {
+      const target = await newTarget();
+      const retention = { keepLast: 2, maxAgeS: 86_400 };
+      const ids: string[] = [];
+      let previous: { stored: StoredBlob[] } | null = null;
+      for (const version of [1, 2, 3, 4]) {
+        const reused = previous === null ? [] : [reuse('g0', previous, 'g0')];
+        const next = await checkpoint(target, { g1: `counts v${version}` }, reused, { retention });
+        // g0 written once by the first checkpoint, reused by every later one.
+        if (previous === null) next.stored.push(await blobs.write(next.id, 'g0', Readable.from([Buffer.from('shared array')])));
+        await next.commit();
+        ids.push(next.id);
+        previous = previous ?? next;
+      }
+
+      assert.deepEqual(
+        (await store.listCheckpoints({ user: 'alice' })).filter((c) => c.sessionId === target.session.id).map((c) => c.id),
+        [ids[3], ids[2]],
+        'only the newest two are left',
+      );
+      const garbage = await blobs.collectGarbage({ abandonedAfterS: 600 });
+      assert.equal(garbage.blobs, 2, 'counts v1 and v2 went with their checkpoints');
+      assert.equal(await readAll(ids[3] as string, 'g0'), 'shared array', 'the blob the first checkpoint wrote lives on');
+      assert.equal(await objectCount(target.session.id), 3);
+    });
+
+    it('drops checkpoints older than the maximum age, but never the one the running kernel was restored from', async () => {
+      const target = await newTarget();
+      const old = await checkpoint(target, { g0: 'a week old' });
+      await old.commit();
+      const restoredRun = await newRun(target.session, old.id);
+      const run = { session: target.session, run: restoredRun };
+      const recent = await checkpoint(run, { g0: 'recent' });
+      await recent.commit();
+      const inAWeek = new Date(Date.now() + 7 * 86_400_000);
+
+      const deleted = await store.pruneCheckpoints({ keepLast: 5, maxAgeS: 3 * 86_400 }, inAWeek);
+
+      assert.ok(deleted.includes(recent.id), 'the recent one is too old a week from now');
+      assert.ok(!deleted.includes(old.id), 'the checkpoint the newest run began from stays');
+      assert.equal((await store.getCheckpoint(old.id))?.state, 'complete');
+      assert.equal((await store.historyOfRun(restoredRun.id)).length, 0);
+    });
+
+    it('refuses a commit over the user’s quota, keeping the previous checkpoint and changing nothing', async () => {
+      const target = await newTarget('quota-user');
+      const first = await checkpoint(target, { g0: 'x'.repeat(600) });
+      await first.commit();
+      const retention = { keepLast: 1, maxAgeS: 86_400 };
+
+      // Retention drops the first one as this one commits: 700 bytes held, under a 1000-byte quota.
+      const fits = await checkpoint(target, { g0: 'y'.repeat(700) }, [], { retention, quotaBytes: 1000 });
+      await fits.commit();
+      assert.equal(await blobs.usage('quota-user'), 700);
+
+      const tooBig = await checkpoint(target, { g0: 'z'.repeat(1200) }, [], { retention, quotaBytes: 1000 });
+      await assert.rejects(tooBig.commit(), (e: unknown) => {
+        assert.ok(isResumeError(e));
+        assert.equal(e.code, 'RESUME_ERR_QUOTA_EXCEEDED');
+        assert.equal(e.status, 507);
+        assert.match(e.message, /would bring your saved sessions to 1\.2 KiB, over your quota of/);
+        assert.match(e.message, /your previous checkpoint is kept/);
+        return true;
+      });
+      assert.equal((await store.latestCompleteCheckpoint(target.session.id))?.id, fits.id);
+      assert.equal(await readAll(fits.id, 'g0'), 'y'.repeat(700));
+      assert.equal((await store.getCheckpoint(tooBig.id))?.state, 'writing', 'the runner marks it failed');
+    });
+
+    it('deletes a whole session with its checkpoints and blob listings', async () => {
       const target = await newTarget();
       const first = await checkpoint(target, { g0: 'kept' });
       await first.commit();
       const second = await checkpoint(target, {}, [reuse('g0', first, 'g0')]);
       await second.commit();
 
-      await assert.rejects(postgres.pool.query('DELETE FROM checkpoint WHERE id = $1', [first.id]), /blob_reference/);
-      assert.equal(await readAll(await store.blobAddress(second.id, 'g0')), 'kept');
-
       await postgres.pool.query('DELETE FROM kernel_session WHERE id = $1', [target.session.id]);
       assert.equal(await store.getCheckpoint(first.id), null);
       assert.equal(await store.getCheckpoint(second.id), null);
+      await blobs.collectGarbage({ abandonedAfterS: 600 });
+      assert.equal(await objectCount(target.session.id), 0, 'its objects are garbage-collected');
     });
   });
 });

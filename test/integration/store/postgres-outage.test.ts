@@ -4,17 +4,13 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { isResumeError } from '../../../src/errors.js';
 import { PgBlobStore } from '../../../src/store/postgres/pg-blob-store.js';
+import { PgObjectStore } from '../../../src/store/postgres/pg-object-store.js';
 import { PgCheckpointStore } from '../../../src/store/postgres/pg-checkpoint-store.js';
 import { startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
 import { waitFor } from '../../fixtures/wait-for.js';
+import { collect } from '../../fixtures/byte-streams.js';
 
 const MiB = 1024 * 1024;
-
-async function collect(body: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of body) parts.push(part as Buffer);
-  return Buffer.concat(parts);
-}
 
 describe('Postgres outage during a checkpoint', () => {
   let postgres: StartedPostgres;
@@ -25,7 +21,7 @@ describe('Postgres outage during a checkpoint', () => {
   before(async () => {
     postgres = await startPostgres();
     store = new PgCheckpointStore(postgres.pool);
-    blobs = new PgBlobStore(postgres.pool, { chunkBytes: MiB });
+    blobs = new PgBlobStore(postgres.pool, new PgObjectStore(postgres.pool, { chunkBytes: MiB }));
   });
 
   after(async () => {
@@ -61,7 +57,8 @@ describe('Postgres outage during a checkpoint', () => {
       'two chunks to be stored',
       async () => {
         const { rows } = await postgres.pool.query(
-          'SELECT count(*)::int AS n FROM blob_chunk c JOIN blob b ON b.id = c.blob_id WHERE b.checkpoint_id = $1',
+          `SELECT count(*)::int AS n FROM blob_object_chunk c JOIN blob_object o ON o.id = c.object_id
+           JOIN blob_upload u ON u.object_name = o.name WHERE u.checkpoint_id = $1`,
           [next.id],
         );
         return rows[0].n >= 2;

@@ -32,6 +32,22 @@ describe('loadConfig', () => {
     assert.ok(Object.isFrozen(config));
   });
 
+  it('keeps blobs in Postgres, three checkpoints a session for 30 days, with no quota, by default', () => {
+    const config = loadConfig(HUB_ENV);
+    assert.equal(config.blobStore, 'postgres');
+    assert.deepEqual([config.keepCheckpoints, config.keepDays, config.userQuotaMb], [3, 30, undefined]);
+    assert.deepEqual([config.backgroundCheckpoints, config.backgroundIdleS], [true, 180]);
+  });
+
+  it('asks for the directory or the bucket the chosen blob store needs, naming the setting', () => {
+    assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 'filesystem' })), /RESUME_BLOB_DIR \(or --blob-dir\) is required when RESUME_BLOB_STORE is filesystem/);
+    assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 's3' })), /RESUME_S3_BUCKET \(or --s3-bucket\) is required when RESUME_BLOB_STORE is s3/);
+    assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 'floppy' })), /RESUME_BLOB_STORE must be postgres, filesystem or s3/);
+    assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_KEEP_CHECKPOINTS: '0' })), /RESUME_KEEP_CHECKPOINTS must be at least 1/);
+    const s3 = loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 's3', RESUME_S3_BUCKET: 'notebooks', RESUME_S3_ENDPOINT: 'http://127.0.0.1:9000/' });
+    assert.deepEqual([s3.s3Bucket, s3.s3Endpoint, s3.s3Prefix, s3.s3Region], ['notebooks', 'http://127.0.0.1:9000', 'jupyterhub-resume/', 'us-east-1']);
+  });
+
   it('lets flags win over the environment', () => {
     const config = loadConfig({ ...HUB_ENV, RESUME_CULL_TIMEOUT: '600' }, { cullTimeoutS: '120' });
     assert.equal(config.cullTimeoutS, 120);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cronExpression } from '../../../src/culler/culler.js';
+import { cronExpression } from '../../../src/lifecycle/periodic-task.js';
 import { formatSeconds, shouldCull, userLastActivity } from '../../../src/culler/cull-policy.js';
 import type { HubServer } from '../../../src/hub/hub-client.js';
 

@@ -19,6 +19,8 @@ from .service_client import ServiceClient
 from .user_namespace import namespace_ids
 
 _SUMMARY_NAMES = 12
+#: The exit report must not hold up a kernel shutdown (jupyter_client kills kernels that take long).
+_ENDED_TIMEOUT_S = 1.5
 
 
 def _names(entries: list[dict]) -> str:
@@ -90,10 +92,17 @@ class Agent:
         self.recorder.register()
 
     def close(self) -> None:
-        """Stops recording and gives queued records one last short chance to reach the service."""
+        """Stops recording, gives queued records one last short chance to reach the service, then
+        tells it this kernel ended normally (a kernel that dies never gets here: its next kernel
+        then recovers its state)."""
         self.recorder.unregister()
         if self.uploader is not None:
             self.uploader.close(timeout_s=1.0)
+        if self.client is not None and self.run_id is not None:
+            try:
+                self.client.post_ended(self.run_id, timeout_s=_ENDED_TIMEOUT_S)
+            except AgentError as error:
+                log_line(f"jupyterhub-resume: could not report the kernel's exit: {error.message}")
 
     def _register(self) -> None:
         try:
@@ -126,6 +135,9 @@ class Agent:
                 ],
             }
         self._pending_summary = restore_summary(report)
+        if pending.get("notice"):
+            # A recovery: say first why the state comes back, and from where.
+            self._pending_summary = f"{pending['notice']}\n{self._pending_summary}"
         try:
             self.client.post_restore_report(self.run_id, report)
         except AgentError as error:

@@ -49,6 +49,9 @@ class KernelIdentity:
             "server_url": self.server_url,
             "python_version": self.python_version,
             "started_at": self.started_at,
+            # The agent posts ``runs/<id>/ended`` when the kernel exits normally (Agent.close), so
+            # the service can tell a kernel that died from one that was shut down or restarted.
+            "reports_end": True,
         }
 
 

@@ -166,9 +166,10 @@ class ServiceClient:
         """An absolute URL for a path relative to the service root."""
         return urljoin(self.base_url, path)
 
-    def post_json(self, path: str, payload: object) -> object:
+    def post_json(self, path: str, payload: object, timeout_s: float | None = None) -> object:
         """POSTs JSON with the hub token.
 
+        :param timeout_s: default: the agent's timeout (``JUPYTERHUB_RESUME_TIMEOUT``).
         :returns: the decoded JSON answer, or ``None`` for an empty one (204).
         :raises AgentError: unreachable service, a non-2xx status, or an answer that is not JSON.
         """
@@ -177,7 +178,7 @@ class ServiceClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"token {self._token}"
-        response = send_request("POST", url, headers, [body], len(body), self.timeout_s)
+        response = send_request("POST", url, headers, [body], len(body), timeout_s or self.timeout_s)
         try:
             if not 200 <= response.status < 300:
                 raise _bad_status("POST", url, response.status, response.read_text())
@@ -205,6 +206,10 @@ class ServiceClient:
     def post_cells(self, run_id: str, cells: list[dict]) -> None:
         """``POST api/agent/runs/{run_id}/cells``."""
         self.post_json(f"api/agent/runs/{run_id}/cells", {"cells": cells})
+
+    def post_ended(self, run_id: str, timeout_s: float) -> None:
+        """``POST api/agent/runs/{run_id}/ended``: the kernel is exiting normally."""
+        self.post_json(f"api/agent/runs/{run_id}/ended", {}, timeout_s=timeout_s)
 
     def post_restore_report(self, run_id: str, report: dict) -> None:
         """``POST api/agent/runs/{run_id}/restore-report``."""
