@@ -131,7 +131,7 @@ export async function startBenchService(
     const agentUrl = `http://127.0.0.1:${port}${PREFIX}`;
     const restores = new RestoreHandout({ store, grants, agentUrl, logger });
     const runner = (strategy: PlanStrategy, bandwidth: StoreBandwidth, alpha = DEFAULT_ALPHA) =>
-      new CheckpointRunner({ store, blobs, grants, agentUrl, timeoutMs: 600_000, planning: { strategy, alpha, bandwidth }, metrics, logger });
+      new CheckpointRunner({ store, grants, agentUrl, timeoutMs: 600_000, planning: { strategy, alpha, bandwidth }, metrics, logger });
     // The round trip measures storing everything: the plan is store-all.
     const checkpoints = runner('store-all', new StoreBandwidth());
     // The web app's kernel routes need these; the bench never calls them (no Jupyter server here).

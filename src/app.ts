@@ -5,6 +5,7 @@ import { KernelCheckpoints } from './checkpoint/kernel-checkpoints.js';
 import type { Config } from './config/config-schema.js';
 import { Culler } from './culler/culler.js';
 import { JupyterUserServers } from './culler/jupyter-user-servers.js';
+import { ServiceTouches } from './culler/service-touches.js';
 import { StoreKernelAdopter } from './culler/store-kernel-adopter.js';
 import { HttpHubClient } from './hub/http-hub-client.js';
 import { BackgroundCheckpoints } from './lifecycle/background-checkpoints.js';
@@ -86,7 +87,6 @@ export async function startService(
   const retention = { keepLast: config.keepCheckpoints, maxAgeS: config.keepDays * 86_400 };
   const runner = new CheckpointRunner({
     store,
-    blobs,
     grants,
     agentUrl: config.agentUrl,
     timeoutMs: config.checkpointTimeoutS * 1000,
@@ -131,9 +131,11 @@ export async function startService(
     (e: unknown) => logger.warn({ hubApiUrl: config.hubApiUrl, reason: String(e) }, 'hub not reachable yet'),
   );
 
+  const touches = new ServiceTouches();
   let culler: Culler | null = null;
   if (config.cullEnabled) {
     culler = new Culler({
+      touches,
       hub,
       store,
       servers,
@@ -156,7 +158,7 @@ export async function startService(
   if (config.backgroundCheckpoints) {
     // Rounds a few times per idle period, at most once a minute: a kernel is saved soon after it qualifies.
     const everyS = Math.max(1, Math.min(60, Math.floor(config.backgroundIdleS / 3)));
-    background = new BackgroundCheckpoints({ store, servers, checkpoints, idleS: config.backgroundIdleS, everyS, now, logger });
+    background = new BackgroundCheckpoints({ store, servers, checkpoints, touches, idleS: config.backgroundIdleS, everyS, now, logger });
     background.start();
     logger.info({ idleS: config.backgroundIdleS, everyS }, 'background checkpoints started');
   }

@@ -9,7 +9,6 @@ import { DEFAULT_UNKNOWN_RUNTIME_S } from '../planner/cost-model.js';
 import { planReplication, type PlanStrategy, type ReplicationPlan } from '../planner/replication-planner.js';
 import type { StoreBandwidth } from '../planner/store-bandwidth.js';
 import type {
-  BlobStore,
   CellRecord,
   Checkpoint,
   CheckpointStore,
@@ -24,7 +23,6 @@ import type { ServiceMetrics } from '../web/service-metrics.js';
 
 export type CheckpointRunnerOptions = {
   store: CheckpointStore;
-  blobs: BlobStore;
   grants: BlobGrants;
   /** Service root as user servers reach it (with trailing slash): blob URLs are built on it. */
   agentUrl: string;
@@ -75,7 +73,7 @@ export class CheckpointRunner {
     trigger: CheckpointTrigger,
     options: { cellTags?: ReadonlyMap<string, readonly string[]> } = {},
   ): Promise<Checkpoint> {
-    const { store, blobs, grants, metrics, logger } = this.o;
+    const { store, grants, metrics, logger } = this.o;
     const { session, run } = target;
     const started = performance.now();
     const checkpoint = await store.createCheckpoint({ sessionId: session.id, runId: run.id, trigger });
@@ -113,7 +111,7 @@ export class CheckpointRunner {
       // The agent's own history is complete by construction (it includes the cells of the checkpoint
       // it was restored from), whereas records posted in the background may still be in flight.
       const cells = (await agent.history()).map(toCellRecord);
-      const committed = await store.commitCheckpoint({
+      const committed = await this.commit({
         checkpointId: checkpoint.id,
         manifest,
         cells,
@@ -146,11 +144,9 @@ export class CheckpointRunner {
       const reason = e instanceof Error ? e.message : String(e);
       // Best effort: if the store itself is down these fail too, and the checkpoint simply stays
       // `writing` — never visible, and removed by garbage collection later.
+      // (Failing it also unlists its blobs, in the same transaction.)
       await store.failCheckpoint(checkpoint.id, reason).catch((err: unknown) => {
         logger.warn({ ...context, err: String(err) }, 'could not mark the checkpoint failed');
-      });
-      await blobs.deleteCheckpointBlobs(checkpoint.id).catch((err: unknown) => {
-        logger.warn({ ...context, err: String(err) }, 'could not remove the blobs of a failed checkpoint');
       });
       throw new ResumeError('RESUME_ERR_CHECKPOINT_FAILED', `Checkpoint of ${session.notebookPath} failed: ${reason}`, {
         status: isResumeError(e) ? e.status : 500,
@@ -158,6 +154,21 @@ export class CheckpointRunner {
         context,
         cause: e,
       });
+    }
+  }
+
+  /**
+   * Commits, and when the answer is lost (the connection dropped after COMMIT), asks the store
+   * whether the commit happened: a checkpoint that is complete must never be reported (and
+   * cleaned up) as failed.
+   */
+  private async commit(input: CommitCheckpointInput): Promise<Checkpoint> {
+    try {
+      return await this.o.store.commitCheckpoint(input);
+    } catch (e) {
+      const now = await this.o.store.getCheckpoint(input.checkpointId).catch(() => null);
+      if (now?.state === 'complete') return now;
+      throw e;
     }
   }
 

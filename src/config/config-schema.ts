@@ -129,7 +129,7 @@ export const SETTINGS = {
   s3Region: {
     env: 'RESUME_S3_REGION',
     flag: '--s3-region',
-    description: 'The bucket region.',
+    description: 'The bucket region. Default: us-east-1 with RESUME_S3_ENDPOINT, else the AWS SDK chain (AWS_REGION, a profile).',
   },
   s3Prefix: {
     env: 'RESUME_S3_PREFIX',
@@ -227,10 +227,11 @@ export const configSchema = z
     blobDir: z.string().min(1).optional(),
     s3Bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name').optional(),
     s3Endpoint: url('e.g. http://127.0.0.1:9000').optional(),
-    s3Region: z.string().min(1).default('us-east-1'),
+    s3Region: z.string().min(1).optional(),
     s3Prefix: z
       .string()
-      .regex(/^([a-z0-9][a-z0-9-]*\/)*$/, 'must be lowercase segments each ending in "/", e.g. jupyterhub-resume/')
+      // Never empty: garbage collection removes every object under the prefix that it does not know.
+      .regex(/^([a-z0-9][a-z0-9-]*\/)+$/, 'must be lowercase segments each ending in "/", e.g. jupyterhub-resume/')
       .default('jupyterhub-resume/'),
     keepCheckpoints: z.coerce.number({ message: 'must be a whole number' }).int('must be a whole number').min(1, 'must be at least 1').default(3),
     keepDays: z.coerce.number({ message: 'must be a number of days' }).positive('must be greater than 0').default(30),

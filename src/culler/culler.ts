@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { CheckpointStore, KernelRun } from '../store/checkpoint-store.js';
 import type { ServiceMetrics } from '../web/service-metrics.js';
 import { type ServiceTouch, shouldCull, userLastActivity } from './cull-policy.js';
+import { ServiceTouches } from './service-touches.js';
 import type { UserServers } from './user-servers.js';
 
 export type CullerOptions = {
@@ -20,6 +21,8 @@ export type CullerOptions = {
   /** The proxy's URL: reaches servers whose kernels never registered a direct URL. */
   hubPublicUrl?: string;
   now?: () => Date;
+  /** Touches shared with the background checkpoints (default: the culler's own). */
+  touches?: ServiceTouches;
   metrics: ServiceMetrics;
   logger: Logger;
 };
@@ -47,12 +50,13 @@ export type ServerOutcome =
 export class Culler {
   private readonly o: CullerOptions;
   private readonly now: () => Date;
-  private readonly touches = new Map<string, ServiceTouch>();
+  private readonly touches: ServiceTouches;
   private readonly rounds: PeriodicTask<Map<string, ServerOutcome>>;
 
   constructor(options: CullerOptions) {
     this.o = options;
     this.now = options.now ?? (() => new Date());
+    this.touches = options.touches ?? new ServiceTouches();
     this.rounds = new PeriodicTask({ name: 'jupyterhub-resume-culler', everyS: options.everyS, work: () => this.runSweep() });
   }
 
@@ -100,9 +104,8 @@ export class Culler {
 
   private async handleServer(server: HubServer): Promise<ServerOutcome> {
     const { logger, metrics } = this.o;
-    const key = serverKey(server);
     const ctx = { user: server.user, server: server.name };
-    const previous = this.touches.get(key);
+    const previous = this.touches.get(server.user, server.name);
     const decision = shouldCull(server, this.now(), this.o.timeoutS, previous);
     if (!decision.cull) {
       logger.debug({ ...ctx, reason: decision.reason }, 'not culling');
@@ -115,7 +118,7 @@ export class Culler {
       to: this.now(),
       lastActivityBefore: userLastActivity(server, previous),
     };
-    this.touches.set(key, touch);
+    this.touches.set(server.user, server.name, touch);
     try {
       const runs = await this.o.store.listRunsForServer(server.user, server.name);
       const serverUrl = await this.reachableUrl(server, runs);
@@ -171,7 +174,7 @@ export class Culler {
       }
       logger.info({ ...ctx, result }, result === 'stopped' ? 'server stopped' : 'server is slow to stop');
       metrics.culls.inc({ decision: 'culled' });
-      this.touches.delete(key);
+      this.touches.delete(server.user, server.name);
       return 'culled';
     } finally {
       touch.to = this.now();

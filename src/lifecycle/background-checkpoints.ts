@@ -1,4 +1,5 @@
 import type { KernelCheckpoints, KernelOutcome } from '../checkpoint/kernel-checkpoints.js';
+import type { ServiceTouches } from '../culler/service-touches.js';
 import type { UserServers } from '../culler/user-servers.js';
 import type { Logger } from '../log.js';
 import type { CheckpointStore, KernelRun, KernelSession } from '../store/checkpoint-store.js';
@@ -8,6 +9,8 @@ export type BackgroundCheckpointsOptions = {
   store: CheckpointStore;
   servers: UserServers;
   checkpoints: KernelCheckpoints;
+  /** Shared with the culler: a background checkpoint's own kernel traffic is not the user's activity. */
+  touches: ServiceTouches;
   /** Seconds a kernel must have been idle, after running cells, before it is checkpointed. */
   idleS: number;
   /** Seconds between rounds. */
@@ -54,7 +57,7 @@ export class BackgroundCheckpoints {
   private async runRound(): Promise<KernelOutcome[]> {
     const { store, logger } = this.o;
     const outcomes: KernelOutcome[] = [];
-    let due: Array<KernelRun & { session: KernelSession }>;
+    let due: Array<KernelRun & { session: KernelSession; lastCellAt: Date }>;
     try {
       due = await store.runsIdleSince(new Date(this.now().getTime() - this.o.idleS * 1000));
     } catch (e) {
@@ -70,7 +73,10 @@ export class BackgroundCheckpoints {
           continue;
         }
         const server = { user: run.session.user, name: run.session.server, url: run.serverUrl };
+        const from = this.now();
         const outcome = await this.o.checkpoints.checkpointKernel(server, kernel, [run], 'periodic');
+        // The user was last active when their last cell was recorded; our checkpoint came after.
+        this.o.touches.set(server.user, server.name, { from, to: this.now(), lastActivityBefore: run.lastCellAt });
         outcomes.push(outcome);
       } catch (e) {
         // The server is gone or does not answer: nothing to save from here.

@@ -41,9 +41,10 @@ export async function recoverDiedRun(
   const history = await store.historyOfRun(previous.id);
   const base = await store.latestCompleteCheckpoint(session.id);
   const covered = base !== null && isPrefix(base.cells, history) ? base.cells.length : 0;
-  if (history.length === 0 || (base !== null && covered === history.length)) {
+  // A kernel that died before running anything (and was restored from nothing) had no state.
+  if (history.length === 0) return null;
+  if (base !== null && covered === history.length) {
     // Nothing ran after the last checkpoint: that checkpoint is the state to restore.
-    if (base === null) return null;
     await store.requestRestore(base.id);
     const claimed = await store.claimPendingRestore(session.id, run.id);
     if (claimed === null) return null;

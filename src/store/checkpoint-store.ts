@@ -190,7 +190,7 @@ export interface CheckpointStore {
    * outcome: a failed one is not retried until more cells run) and has recorded none since
    * `idleSince`: what background checkpoints save.
    */
-  runsIdleSince(idleSince: Date): Promise<Array<KernelRun & { session: KernelSession }>>;
+  runsIdleSince(idleSince: Date): Promise<Array<KernelRun & { session: KernelSession; lastCellAt: Date }>>;
   /** Appends records; a `seq` already stored for the run is ignored (idempotent retries). */
   appendCells(runId: string, cells: CellRecord[]): Promise<void>;
   /** The whole history of a run: the cells of the checkpoint it was restored from, then its own. */
@@ -209,7 +209,10 @@ export interface CheckpointStore {
    * with the same manifest returns the committed checkpoint (a retry after a lost reply).
    */
   commitCheckpoint(input: CommitCheckpointInput): Promise<Checkpoint>;
-  /** Marks a checkpoint that is still `writing` as failed; never touches complete ones. */
+  /**
+   * Marks a checkpoint that is still `writing` as failed and, in the same transaction, unlists its
+   * blobs (garbage from then on); never touches complete ones.
+   */
   failCheckpoint(checkpointId: string, error: string): Promise<void>;
   getCheckpoint(id: string): Promise<Checkpoint | null>;
   /**
@@ -302,7 +305,10 @@ export interface BlobStore {
   stat(checkpointId: string, key: string): Promise<StoredBlob | null>;
   /** The groups a checkpoint lists, by key. */
   list(checkpointId: string): Promise<StoredBlob[]>;
-  /** Unlists every group of a checkpoint (a failed one); the bytes go at the next garbage collection. */
+  /**
+   * Unlists every group of a checkpoint that is not complete (a failed or abandoned one); the
+   * bytes go at the next garbage collection. A complete checkpoint's groups are never unlisted.
+   */
   deleteCheckpointBlobs(checkpointId: string): Promise<void>;
   /**
    * Removes blobs no checkpoint lists, objects the catalog does not know, and what interrupted

@@ -2,7 +2,7 @@
  * Where the bytes of checkpoint blobs live: opaque objects under names, nothing more.
  *
  * Which checkpoint holds which group, and which content a session already has, is kept in Postgres
- * (the blob catalog, `blob-catalog.ts`); an object store only stores, streams back, lists and
+ * (the blob catalog, `postgres/pg-blob-store.ts`); an object store only stores, streams back, lists and
  * deletes bytes. That keeps the three backends (Postgres, a directory, S3) small and alike, and
  * lets every one of them pass the same contract tests (test/integration/store/object-store-contract.ts).
  *

@@ -26,7 +26,7 @@ export async function openObjectStore(
       return S3ObjectStore.open({
         bucket: config.s3Bucket as string,
         prefix: config.s3Prefix,
-        region: config.s3Region,
+        ...(config.s3Region === undefined ? {} : { region: config.s3Region }),
         ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint, forcePathStyle: true }),
         logger,
       });

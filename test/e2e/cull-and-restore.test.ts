@@ -199,8 +199,9 @@ describe('cull and restore, end to end', () => {
       'the checkpoint upload to start',
       async () => {
         const r = await watcher.query(
-          `SELECT count(*)::int AS n FROM blob_chunk c JOIN blob b ON b.id = c.blob_id
-             JOIN checkpoint k ON k.id = b.checkpoint_id WHERE k.state = 'writing'`,
+          `SELECT count(*)::int AS n FROM blob_object_chunk c JOIN blob_object o ON o.id = c.object_id
+             JOIN blob_upload u ON u.object_name = o.name JOIN checkpoint k ON k.id = u.checkpoint_id
+           WHERE k.state = 'writing'`,
         );
         return (r.rows[0] as { n: number }).n > 0;
       },
@@ -222,8 +223,12 @@ describe('cull and restore, end to end', () => {
         [firstCheckpointId],
         'the failed checkpoint never became visible',
       );
+      // Every group the checkpoint lists is a complete object of the store.
       const blobs = await after.query(
-        'SELECT sum(bytes)::bigint AS total, bool_and(complete) AS complete FROM blob WHERE checkpoint_id = $1 AND complete',
+        `SELECT sum(sb.bytes)::bigint AS total, bool_and(coalesce(o.complete, false)) AS complete
+         FROM checkpoint_blob cb JOIN session_blob sb USING (kernel_session_id, sha256)
+         LEFT JOIN blob_object o ON o.name = sb.object_name AND o.complete
+         WHERE cb.checkpoint_id = $1`,
         [firstCheckpointId],
       );
       assert.equal((blobs.rows[0] as { complete: boolean }).complete, true, 'the last good checkpoint is intact');

@@ -230,7 +230,7 @@ describe('durable checkpoints, end to end', () => {
     assert.equal(refused.status, 507);
     const error = (await refused.json()) as { code: string; message: string; hint: string };
     assert.equal(error.code, 'RESUME_ERR_QUOTA_EXCEEDED');
-    assert.match(error.message, /over your quota of 286\.1 MiB; your previous checkpoint is kept/);
+    assert.match(error.message, /over your quota of 300\.0 MB; your previous checkpoint is kept/);
     assert.match(error.hint, /Delete saved sessions/);
 
     const listed = await checkpointsOf(bobToken, 'huge.ipynb');

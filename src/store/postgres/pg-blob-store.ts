@@ -110,7 +110,14 @@ export class PgBlobStore implements BlobStore {
 
   async deleteCheckpointBlobs(checkpointId: string): Promise<void> {
     if (!isUuid(checkpointId)) return;
-    await this.run({ checkpointId }, (client) => client.query('DELETE FROM checkpoint_blob WHERE checkpoint_id = $1', [checkpointId]));
+    // Never a complete checkpoint's: a commit whose reply was lost may look failed to its caller.
+    await this.run({ checkpointId }, (client) =>
+      client.query(
+        `DELETE FROM checkpoint_blob WHERE checkpoint_id = $1
+           AND NOT EXISTS (SELECT 1 FROM checkpoint WHERE id = $1 AND state = 'complete')`,
+        [checkpointId],
+      ),
+    );
   }
 
   async usage(user: string): Promise<number> {

@@ -191,14 +191,15 @@ export class PgCheckpointStore implements CheckpointStore {
     });
   }
 
-  async runsIdleSince(idleSince: Date): Promise<Array<KernelRun & { session: KernelSession }>> {
+  async runsIdleSince(idleSince: Date): Promise<Array<KernelRun & { session: KernelSession; lastCellAt: Date }>> {
     return this.run({}, async (client) => {
       const { rows } = await client.query<Record<string, unknown>>(
-        `SELECT r.*, s.user_name, s.server_name, s.notebook_path, s.kernel_name, s.created_at AS session_created_at
+        `SELECT r.*, s.user_name, s.server_name, s.notebook_path, s.kernel_name, s.created_at AS session_created_at,
+                c.last_cell
          FROM kernel_session s
          JOIN LATERAL (SELECT * FROM kernel_run WHERE kernel_session_id = s.id ORDER BY started_at DESC, id LIMIT 1) r ON true
          JOIN LATERAL (SELECT max(recorded_at) AS last_cell FROM cell_execution WHERE kernel_run_id = r.id) c ON true
-         WHERE c.last_cell < $1
+         WHERE c.last_cell < $1 AND r.ended_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM checkpoint k WHERE k.kernel_session_id = s.id AND k.created_at >= c.last_cell)
          ORDER BY c.last_cell`,
         [idleSince],
@@ -206,6 +207,7 @@ export class PgCheckpointStore implements CheckpointStore {
       return rows.map((row) => ({
         ...toKernelRun(row),
         session: toKernelSession({ ...row, id: row['kernel_session_id'], created_at: row['session_created_at'] }),
+        lastCellAt: row['last_cell'] as Date,
       }));
     });
   }
@@ -307,11 +309,12 @@ export class PgCheckpointStore implements CheckpointStore {
   /** Marks a `writing` checkpoint failed; a complete (or already failed) one is left as it is. */
   async failCheckpoint(checkpointId: string, error: string): Promise<void> {
     if (!isUuid(checkpointId)) throw checkpointNotFound(checkpointId);
-    await this.run({ checkpointId }, async (client) => {
+    await this.transaction({ checkpointId }, async (client) => {
       const updated = await client.query(
         "UPDATE checkpoint SET state = 'failed', error = $2 WHERE id = $1 AND state = 'writing'",
         [checkpointId, error],
       );
+      if (updated.rowCount === 1) await client.query('DELETE FROM checkpoint_blob WHERE checkpoint_id = $1', [checkpointId]);
       if (updated.rowCount === 0) {
         const { rowCount } = await client.query('SELECT 1 FROM checkpoint WHERE id = $1', [checkpointId]);
         if (rowCount === 0) throw checkpointNotFound(checkpointId);
@@ -422,7 +425,7 @@ export class PgCheckpointStore implements CheckpointStore {
       if (inUse !== null) {
         throw new ResumeError('RESUME_ERR_CHECKPOINT_IN_USE', `Checkpoint ${checkpointId} cannot be deleted: ${inUse}.`, {
           status: 409,
-          hint: 'Delete it once the notebook has been checkpointed again (or its kernel restarted), or wait for the checkpoint to finish.',
+          hint: 'Wait for a checkpoint that is still being written to finish; the one the running kernel began from can be deleted once the notebook has started another kernel.',
           context: { checkpointId },
         });
       }

@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { cellSchema, restoreReportSchema } from '../../agent/agent-messages.js';
@@ -196,11 +197,17 @@ export function agentRouter(options: AgentRouterOptions): express.Router {
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(blob.bytes));
     res.setHeader('X-Resume-Sha256', blob.sha256);
-    body.on('error', (e) => {
-      logger.error({ err: e, checkpointId, key }, 'blob stream failed half way');
-      res.destroy(e);
-    });
-    body.pipe(res);
+    // pipeline, not pipe: a client that goes away must also close the store's stream (a file
+    // handle, an S3 socket, a database cursor).
+    try {
+      await pipeline(body, res);
+    } catch (e) {
+      if (res.destroyed && !res.writableFinished && (e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') {
+        logger.debug({ checkpointId, key }, 'the client stopped reading a blob');
+      } else {
+        logger.error({ err: e, checkpointId, key }, 'blob stream failed half way');
+      }
+    }
   });
 
   return router;

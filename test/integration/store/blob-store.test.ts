@@ -135,7 +135,6 @@ function blobStoreSuite(name: string, openObjects: OpenObjects): void {
       const failed = await writingCheckpoint(kept.session);
       await blobs.write(failed.id, 'g1', Readable.from([Buffer.from('only the failed checkpoint had this')]));
       await store.failCheckpoint(failed.id, 'agent died');
-      await blobs.deleteCheckpointBlobs(failed.id);
       // What a service killed between writing an object and cataloguing it leaves.
       await objects.put(`sessions/${kept.session.id}/00000000-0000-4000-8000-000000000001`, Readable.from([Buffer.from('orphan')]));
       // An upload in progress: its row exists, its object is being (or has just been) written.
@@ -159,6 +158,26 @@ function blobStoreSuite(name: string, openObjects: OpenObjects): void {
       await store.failCheckpoint(inFlight.id, 'timed out');
       await blobs.collectGarbage({ abandonedAfterS: 600 });
       assert.deepEqual((await objectsOf(kept.session)).sort(), (await catalogued(kept.session)).sort());
+    });
+
+    it('never unlists the blobs of a complete checkpoint (a commit whose answer was lost looks failed to its caller)', async () => {
+      const { id } = await writingCheckpoint();
+      const g0 = await blobs.write(id, 'g0', Readable.from([Buffer.from('committed')]));
+      await commit(id, [g0]);
+
+      await store.failCheckpoint(id, 'the commit answer was lost');
+      await blobs.deleteCheckpointBlobs(id);
+      await blobs.collectGarbage({ abandonedAfterS: 0 });
+
+      assert.equal((await store.getCheckpoint(id))?.state, 'complete');
+      assert.equal((await collect((await blobs.read(id, 'g0')).body)).toString(), 'committed');
+    });
+
+    it('unlists the blobs of a checkpoint as it is marked failed', async () => {
+      const { id } = await writingCheckpoint();
+      await blobs.write(id, 'g0', Readable.from([Buffer.from('never committed')]));
+      await store.failCheckpoint(id, 'agent died');
+      assert.deepEqual(await blobs.list(id), []);
     });
 
     it('counts the distinct bytes of a user’s complete checkpoints as their usage', async () => {

@@ -506,7 +506,7 @@ describe('PgCheckpointStore', () => {
         assert.ok(isResumeError(e));
         assert.equal(e.code, 'RESUME_ERR_QUOTA_EXCEEDED');
         assert.equal(e.status, 507);
-        assert.match(e.message, /would bring your saved sessions to 1\.2 KiB, over your quota of/);
+        assert.match(e.message, /would bring your saved sessions to 1\.2 kB, over your quota of 1\.0 kB/);
         assert.match(e.message, /your previous checkpoint is kept/);
         return true;
       });

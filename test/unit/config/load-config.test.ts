@@ -45,7 +45,9 @@ describe('loadConfig', () => {
     assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 'floppy' })), /RESUME_BLOB_STORE must be postgres, filesystem or s3/);
     assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_KEEP_CHECKPOINTS: '0' })), /RESUME_KEEP_CHECKPOINTS must be at least 1/);
     const s3 = loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 's3', RESUME_S3_BUCKET: 'notebooks', RESUME_S3_ENDPOINT: 'http://127.0.0.1:9000/' });
-    assert.deepEqual([s3.s3Bucket, s3.s3Endpoint, s3.s3Prefix, s3.s3Region], ['notebooks', 'http://127.0.0.1:9000', 'jupyterhub-resume/', 'us-east-1']);
+    assert.deepEqual([s3.s3Bucket, s3.s3Endpoint, s3.s3Prefix, s3.s3Region], ['notebooks', 'http://127.0.0.1:9000', 'jupyterhub-resume/', undefined]);
+    // An empty prefix would let garbage collection sweep the whole bucket.
+    assert.match(configError(() => loadConfig({ ...HUB_ENV, RESUME_BLOB_STORE: 's3', RESUME_S3_BUCKET: 'notebooks' }, { s3Prefix: '' })), /--s3-prefix must be lowercase segments/);
   });
 
   it('lets flags win over the environment', () => {

@@ -7,8 +7,8 @@ idle kernel of the server now, and waits for the answer: the kernels are still a
 ``preStop`` (jupyter_server shuts them down only at SIGTERM, which comes after).
 
 The checkpoints become the restores of the server's next start. Exit status: 0 when every kernel
-was saved (or there was none), 1 when one was busy or failed, 2 when the service is not configured
-or cannot be reached.
+was saved (or there was none), 1 when one was busy or failed, 2 when the service is not configured,
+cannot be reached in time, or refused the request.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from .agent_error import AgentError
 from .agent_settings import AgentSettings
 from .service_client import ServiceClient
 
-#: A preStop hook runs inside the pod's termination grace period (30 s by default; raise
-#: ``KubeSpawner.delete_grace_period`` for big sessions). The default leaves time to spare.
+#: A preStop hook runs inside the pod's termination grace period: 30 s for an eviction by default,
+#: but about 1 s when the hub stops the server unless ``KubeSpawner.delete_grace_period`` is raised
+#: (hub-config/README.md). Pass ``--timeout`` to match what the deployment grants.
 DEFAULT_TIMEOUT_S = 25.0
 
 
