@@ -239,6 +239,11 @@ describe('durable checkpoints, end to end', () => {
     const usage = ((await (await api(bobToken, 'api/checkpoints')).json()) as { usage: { bytes: number; quota_bytes: number } }).usage;
     assert.equal(usage.quota_bytes, 300e6);
     assert.ok(usage.bytes < MiB, `only the small checkpoint counts: ${usage.bytes}`);
+
+    // Saved sessions are deleted by their owner only.
+    assert.equal((await api(aliceToken, `api/checkpoints/${kept}`, { method: 'DELETE' })).status, 404);
+    assert.equal((await api(bobToken, `api/checkpoints/${kept}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await checkpointsOf(bobToken, 'huge.ipynb')).find((c) => c.id === kept), undefined);
   });
 
   /** Kills a kernel process as the OOM killer would; its server restarts it, and the notebook is opened again. */

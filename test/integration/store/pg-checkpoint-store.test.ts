@@ -466,10 +466,10 @@ describe('PgCheckpointStore', () => {
         [ids[3], ids[2]],
         'only the newest two are left',
       );
-      const garbage = await blobs.collectGarbage({ abandonedAfterS: 600 });
-      assert.equal(garbage.blobs, 2, 'counts v1 and v2 went with their checkpoints');
+      assert.equal(await objectCount(target.session.id), 5, 'four counters and the shared array, until garbage collection');
+      await blobs.collectGarbage({ abandonedAfterS: 600 });
+      assert.equal(await objectCount(target.session.id), 3, 'counts v1 and v2 went with their checkpoints');
       assert.equal(await readAll(ids[3] as string, 'g0'), 'shared array', 'the blob the first checkpoint wrote lives on');
-      assert.equal(await objectCount(target.session.id), 3);
     });
 
     it('drops checkpoints older than the maximum age, but never the one the running kernel was restored from', async () => {
@@ -513,6 +513,23 @@ describe('PgCheckpointStore', () => {
       assert.equal((await store.latestCompleteCheckpoint(target.session.id))?.id, fits.id);
       assert.equal(await readAll(fits.id, 'g0'), 'y'.repeat(700));
       assert.equal((await store.getCheckpoint(tooBig.id))?.state, 'writing', 'the runner marks it failed');
+    });
+
+    it('deletes a checkpoint on request, but not one being written or the one the running kernel began from', async () => {
+      const target = await newTarget();
+      const old = await checkpoint(target, { g0: 'old' });
+      await old.commit();
+      const restoredRun = await newRun(target.session, old.id);
+      const writing = await checkpoint({ session: target.session, run: restoredRun }, { g0: 'half' });
+      const later = await checkpoint({ session: target.session, run: restoredRun }, { g0: 'later' });
+      await later.commit();
+
+      for (const id of [old.id, writing.id]) {
+        await assert.rejects(store.deleteCheckpoint(id), { code: 'RESUME_ERR_CHECKPOINT_IN_USE', status: 409 });
+      }
+      await store.deleteCheckpoint(later.id);
+      assert.equal(await store.getCheckpoint(later.id), null);
+      await assert.rejects(store.deleteCheckpoint(later.id), { code: 'RESUME_ERR_CHECKPOINT_NOT_FOUND' });
     });
 
     it('deletes a whole session with its checkpoints and blob listings', async () => {
