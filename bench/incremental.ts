@@ -29,7 +29,7 @@ import { FsObjectStore } from '../src/store/filesystem/fs-object-store.js';
 import type { ObjectStore, ObjectStoreKind } from '../src/store/object-store.js';
 import { PgObjectStore } from '../src/store/postgres/pg-object-store.js';
 import { S3ObjectStore } from '../src/store/s3/s3-object-store.js';
-import { startS3Server } from '../test/fixtures/s3-server.js';
+import { s3StoreOptions, startS3Server } from '../test/fixtures/s3-server.js';
 import { BenchKernel } from './bench-kernel.js';
 import { mbPerS, sample, type Sample } from './bench-report.js';
 import { startBenchService, type BenchService } from './bench-service.js';
@@ -83,13 +83,7 @@ async function objectStoreFor(kind: ObjectStoreKind, root: string): Promise<{ op
     return { open: () => objects, stop: async () => undefined };
   }
   const server = await startS3Server();
-  const objects = await S3ObjectStore.open({
-    bucket: server.bucket,
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  });
+  const objects = await S3ObjectStore.open(s3StoreOptions(server, 'bench/'));
   return {
     open: () => objects,
     stop: async () => {

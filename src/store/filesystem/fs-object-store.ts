@@ -21,7 +21,8 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { DigestStream, toBytes } from '../digest-stream.js';
+import { DigestStream } from '../digest-stream.js';
+import { bodyPieces } from '../upload-body.js';
 import { assertObjectName, isObjectName, objectNotFound, type ObjectInfo, type ObjectStore, type WrittenObject } from '../object-store.js';
 
 /** The temp file of a write in progress: `.<last name segment>.<12 hex>.partial`. */
@@ -351,35 +352,8 @@ async function closeFile(handle: FileHandle, sink: Writable): Promise<void> {
  *   the disk error when `written` fails first.
  */
 async function feed(body: Readable, into: DigestStream, written: Promise<void>, name: string): Promise<void> {
-  // destroyOnReturn: false — a disk failure must not destroy the caller's request stream.
-  const pieces = body.iterator({ destroyOnReturn: false });
-  try {
-    for (;;) {
-      let next: IteratorResult<unknown>;
-      try {
-        next = await pieces.next();
-      } catch (cause) {
-        throw new ResumeError('RESUME_ERR_BLOB_UPLOAD_ABORTED', 'the blob upload stream failed before its end', {
-          status: 400,
-          hint: 'Upload the blob again; nothing of this attempt was kept.',
-          context: { object: name },
-          cause,
-        });
-      }
-      if (next.done === true) return;
-      const piece = toBytes(next.value);
-      if (piece === null) {
-        throw new ResumeError('RESUME_ERR_BLOB_UPLOAD_ABORTED', 'the blob upload stream produced something other than bytes', {
-          status: 400,
-          hint: 'Send the blob as a byte stream (application/octet-stream).',
-          context: { object: name },
-        });
-      }
-      if (!into.write(piece)) await Promise.race([once(into, 'drain'), written]);
-    }
-  } finally {
-    // Detaches the iterator's listeners; with destroyOnReturn: false the body stays as it is.
-    await pieces.return?.();
+  for await (const piece of bodyPieces(body, { object: name })) {
+    if (!into.write(piece)) await Promise.race([once(into, 'drain'), written]);
   }
 }
 

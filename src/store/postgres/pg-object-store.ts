@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import { ResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { toBytes } from '../digest-stream.js';
+import { bodyPieces } from '../upload-body.js';
 import { assertObjectName, objectNotFound, type ObjectInfo, type ObjectStore, type WrittenObject } from '../object-store.js';
 import { copyBytea } from './bytea-copy-query.js';
 import { mapPgError } from './map-pg-error.js';
@@ -130,18 +130,8 @@ export class PgObjectStore implements ObjectStore {
     const pending: Buffer[] = [];
     let pendingBytes = 0;
     let seq = 0;
-    // destroyOnReturn: false — a database failure must not destroy the caller's request stream.
-    const pieces = body.iterator({ destroyOnReturn: false });
-    for (;;) {
-      let next: IteratorResult<unknown>;
-      try {
-        next = await pieces.next();
-      } catch (cause) {
-        throw uploadAborted(context, cause);
-      }
-      if (next.done === true) break;
-      const piece = toBytes(next.value);
-      if (piece === null) throw uploadAborted(context, new TypeError('a blob body must be a byte stream'));
+    // bodyPieces never destroys the caller's request stream, whatever fails.
+    for await (const piece of bodyPieces(body, context)) {
       hash.update(piece);
       bytes += piece.length;
       pending.push(piece);
@@ -213,15 +203,6 @@ function takeBytes(pending: Buffer[], n: number): Buffer {
     else pending[0] = piece.subarray(take);
   }
   return out;
-}
-
-function uploadAborted(context: { object: string }, cause: unknown): ResumeError {
-  return new ResumeError('RESUME_ERR_BLOB_UPLOAD_ABORTED', 'the blob upload stream failed before its end', {
-    status: 400,
-    hint: 'Upload the blob again; nothing of this attempt was kept.',
-    context,
-    cause,
-  });
 }
 
 function objectChanged(name: string): ResumeError {

@@ -28,7 +28,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { ResumeError, type ErrorContext } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { DigestStream, toBytes } from '../digest-stream.js';
+import { DigestStream } from '../digest-stream.js';
+import { bodyPieces } from '../upload-body.js';
 import {
   assertObjectName,
   isObjectName,
@@ -135,12 +136,18 @@ export class S3ObjectStore implements ObjectStore {
     assertObjectName(name);
     const digest = new DigestStream();
     let bodyFailure: unknown;
-    // The Upload reads (and on failure destroys) `digest`, never the caller's body: `feed` pulls
-    // from the body with destroyOnReturn: false, so a failed upload leaves the body as it was.
-    const feeding = pipeline(
-      Readable.from(feed(body, (cause) => (bodyFailure ??= cause)), { objectMode: false }),
-      digest,
-    ).then(
+    // The Upload reads (and on failure destroys) `digest`, never the caller's body: bodyPieces
+    // leaves the body as it was, whatever fails.
+    const pieces = bodyPieces(body, { object: name });
+    const noting = async function* (): AsyncGenerator<Buffer> {
+      try {
+        yield* pieces;
+      } catch (cause) {
+        bodyFailure ??= cause; // a bad upload (400), not a failing store (503)
+        throw cause;
+      }
+    };
+    const feeding = pipeline(Readable.from(noting(), { objectMode: false }), digest).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -161,19 +168,7 @@ export class S3ObjectStore implements ObjectStore {
       digest.destroy();
     }
     const feedFailure = await feeding;
-    if (bodyFailure !== undefined) {
-      const notBytes = bodyFailure instanceof NotBytesError;
-      throw new ResumeError(
-        'RESUME_ERR_BLOB_UPLOAD_ABORTED',
-        notBytes ? 'the blob upload stream produced something other than bytes' : 'the blob upload stream failed before its end',
-        {
-          status: 400,
-          hint: notBytes ? 'Send the blob as a byte stream (application/octet-stream).' : 'Upload the blob again; nothing of this attempt was kept.',
-          context: { object: name },
-          cause: bodyFailure,
-        },
-      );
-    }
+    if (bodyFailure !== undefined) throw bodyFailure;
     if (uploadFailure !== undefined || feedFailure !== undefined) {
       throw this.unavailable(uploadFailure ?? feedFailure, 'store the object', name);
     }
@@ -293,44 +288,6 @@ export class S3ObjectStore implements ObjectStore {
       `could not ${doing} in bucket ${JSON.stringify(bucket)} at ${endpoint}: ${describe(err)}`,
       { status: 503, hint: hintFor(err, bucket, endpoint), context, cause: err },
     );
-  }
-}
-
-/**
- * Yields the body's chunks as Buffers without ever destroying it (pg-blob-store does the same).
- * Calls `onFailure` before rethrowing when the body itself fails or is not a byte stream, so `put`
- * can tell a bad upload (400) from a failing store (503).
- */
-async function* feed(body: Readable, onFailure: (cause: unknown) => void): AsyncGenerator<Buffer> {
-  const pieces = body.iterator({ destroyOnReturn: false });
-  try {
-    for (;;) {
-      let next: IteratorResult<unknown>;
-      try {
-        next = await pieces.next();
-      } catch (cause) {
-        onFailure(cause);
-        throw cause;
-      }
-      if (next.done === true) return;
-      const piece = toBytes(next.value);
-      if (piece === null) {
-        const notBytes = new NotBytesError();
-        onFailure(notBytes);
-        throw notBytes;
-      }
-      yield piece;
-    }
-  } finally {
-    // Detaches from the body (listeners) without destroying it.
-    await pieces.return?.();
-  }
-}
-
-/** A body chunk that is not bytes (an object-mode stream of something else). */
-class NotBytesError extends TypeError {
-  constructor() {
-    super('a blob body must be a byte stream');
   }
 }
 

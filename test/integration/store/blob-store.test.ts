@@ -20,7 +20,7 @@ import { PgObjectStore } from '../../../src/store/postgres/pg-object-store.js';
 import { S3ObjectStore } from '../../../src/store/s3/s3-object-store.js';
 import { collect, failingStream } from '../../fixtures/byte-streams.js';
 import { startPostgres, type StartedPostgres } from '../../fixtures/postgres.js';
-import { startS3Server } from '../../fixtures/s3-server.js';
+import { s3StoreOptions, startS3Server } from '../../fixtures/s3-server.js';
 
 type OpenObjects = (pool: pg.Pool) => Promise<{ objects: ObjectStore; cleanup(): Promise<void> }>;
 
@@ -220,13 +220,7 @@ blobStoreSuite('a directory', async () => {
 
 blobStoreSuite('S3', async () => {
   const server = await startS3Server();
-  const objects = await S3ObjectStore.open({
-    bucket: server.bucket,
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  });
+  const objects = await S3ObjectStore.open(s3StoreOptions(server, 'blob-store-suite/'));
   return {
     objects,
     cleanup: async () => {

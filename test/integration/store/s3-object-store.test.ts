@@ -11,8 +11,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { isResumeError, type ResumeError } from '../../../src/errors.js';
-import { S3ObjectStore, type S3ObjectStoreOptions } from '../../../src/store/s3/s3-object-store.js';
-import { startS3Server, type StartedS3Server } from '../../fixtures/s3-server.js';
+import { S3ObjectStore } from '../../../src/store/s3/s3-object-store.js';
+import { s3StoreOptions, startS3Server, type StartedS3Server } from '../../fixtures/s3-server.js';
 import { waitFor } from '../../fixtures/wait-for.js';
 import { collect, randomStream } from '../../fixtures/byte-streams.js';
 import { objectStoreContract } from './object-store-contract.js';
@@ -20,16 +20,6 @@ import { objectStoreContract } from './object-store-contract.js';
 const MiB = 1024 * 1024;
 /** The smallest part S3 allows, so that a few MiB make a multipart upload. */
 const PART = 5 * MiB;
-
-function optionsFor(s3: StartedS3Server, prefix: string): S3ObjectStoreOptions {
-  return {
-    bucket: s3.bucket,
-    prefix,
-    endpoint: s3.endpoint,
-    region: s3.region,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  };
-}
 
 function rawClient(s3: StartedS3Server): S3Client {
   return new S3Client({
@@ -74,7 +64,7 @@ describe('S3ObjectStore', () => {
   });
 
   objectStoreContract('S3ObjectStore', async () => {
-    const store = await S3ObjectStore.open(optionsFor(s3, freshPrefix('contract')));
+    const store = await S3ObjectStore.open(s3StoreOptions(s3, freshPrefix('contract')));
     return {
       store,
       cleanup: async () => {
@@ -85,7 +75,7 @@ describe('S3ObjectStore', () => {
   });
 
   it('streams a multipart object in and back byte for byte, with the sha256 computed on the way', async () => {
-    const store = await S3ObjectStore.open({ ...optionsFor(s3, freshPrefix('multipart')), partBytes: PART });
+    const store = await S3ObjectStore.open({ ...s3StoreOptions(s3, freshPrefix('multipart')), partBytes: PART });
     try {
       const total = 2 * PART + 123_457; // three parts, the last a short one
       const { body, sha256 } = randomStream(total);
@@ -102,7 +92,7 @@ describe('S3ObjectStore', () => {
 
   it('leaves no object and no multipart upload when the body fails after two parts were uploaded', async () => {
     const prefix = freshPrefix('interrupted');
-    const store = await S3ObjectStore.open({ ...optionsFor(s3, prefix), partBytes: PART });
+    const store = await S3ObjectStore.open({ ...s3StoreOptions(s3, prefix), partBytes: PART });
     try {
       let sent = 0;
       let failing = false;
@@ -149,7 +139,7 @@ describe('S3ObjectStore', () => {
   it('sweepIncomplete aborts the uploads a crashed writer left under its prefix, begun before the cutoff', async () => {
     const prefix = freshPrefix('crashed');
     const otherPrefix = freshPrefix('other');
-    const store = await S3ObjectStore.open(optionsFor(s3, prefix));
+    const store = await S3ObjectStore.open(s3StoreOptions(s3, prefix));
     try {
       const before = new Date(Date.now() - 60_000);
       const begin = async (key: string) => {
@@ -168,7 +158,7 @@ describe('S3ObjectStore', () => {
       assert.equal((await uploadsUnder(client, s3.bucket, otherPrefix)).length, 1, 'another prefix is not ours to sweep');
       assert.equal(await store.sweepIncomplete(new Date(Date.now() + 60_000)), 0);
     } finally {
-      const other = await S3ObjectStore.open(optionsFor(s3, otherPrefix));
+      const other = await S3ObjectStore.open(s3StoreOptions(s3, otherPrefix));
       await other.sweepIncomplete(new Date(Date.now() + 60_000));
       await other.close();
       await store.close();
@@ -176,7 +166,7 @@ describe('S3ObjectStore', () => {
   });
 
   it('open() fails with RESUME_ERR_STORE_UNAVAILABLE naming a missing bucket and its endpoint', async () => {
-    const err = await rejection(S3ObjectStore.open({ ...optionsFor(s3, ''), bucket: 'no-such-bucket' }));
+    const err = await rejection(S3ObjectStore.open({ ...s3StoreOptions(s3, ''), bucket: 'no-such-bucket' }));
     assert.equal(err.code, 'RESUME_ERR_STORE_UNAVAILABLE');
     assert.equal(err.status, 503);
     assert.match(err.message, /"no-such-bucket"/);
@@ -189,7 +179,7 @@ describe('S3ObjectStore', () => {
   it('open() fails with RESUME_ERR_STORE_UNAVAILABLE when the credentials are refused, without showing the secret', async () => {
     const wrongSecret = randomBytes(24).toString('hex');
     const err = await rejection(
-      S3ObjectStore.open({ ...optionsFor(s3, ''), credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: wrongSecret } }),
+      S3ObjectStore.open({ ...s3StoreOptions(s3, ''), credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: wrongSecret } }),
     );
     assert.equal(err.code, 'RESUME_ERR_STORE_UNAVAILABLE');
     assert.match(err.hint ?? '', /credentials were refused/);
@@ -201,7 +191,7 @@ describe('S3ObjectStore', () => {
     let store: S3ObjectStore;
     before(async () => {
       gone = await startS3Server({ bucket: 'soon-gone' });
-      store = await S3ObjectStore.open({ ...optionsFor(gone, 'stopped/'), partBytes: PART });
+      store = await S3ObjectStore.open({ ...s3StoreOptions(gone, 'stopped/'), partBytes: PART });
       await store.put('sessions/s1/kept', Readable.from([Buffer.from('kept')]));
       await gone.stop();
     });
@@ -211,7 +201,7 @@ describe('S3ObjectStore', () => {
     });
 
     it('open() fails with RESUME_ERR_STORE_UNAVAILABLE naming the bucket and endpoint', async () => {
-      const err = await rejection(S3ObjectStore.open(optionsFor(gone, '')));
+      const err = await rejection(S3ObjectStore.open(s3StoreOptions(gone, '')));
       assert.equal(err.code, 'RESUME_ERR_STORE_UNAVAILABLE');
       assert.equal(err.status, 503);
       assert.match(err.message, /"soon-gone"/);
