@@ -142,9 +142,9 @@ export class CheckpointRunner {
     } catch (e) {
       metrics.checkpoints.inc({ trigger, status: 'failed' });
       const reason = e instanceof Error ? e.message : String(e);
-      // Best effort: if the store itself is down these fail too, and the checkpoint simply stays
-      // `writing` — never visible, and removed by garbage collection later.
-      // (Failing it also unlists its blobs, in the same transaction.)
+      // Best effort (failing it also unlists its blobs, in the same transaction): if the store
+      // itself is down this fails too, and the checkpoint stays `writing`, never visible, until
+      // the maintenance round marks it abandoned and collects its blobs.
       await store.failCheckpoint(checkpoint.id, reason).catch((err: unknown) => {
         logger.warn({ ...context, err: String(err) }, 'could not mark the checkpoint failed');
       });
