@@ -198,7 +198,8 @@ export class PgCheckpointStore implements CheckpointStore {
                 c.last_cell
          FROM kernel_session s
          JOIN LATERAL (SELECT * FROM kernel_run WHERE kernel_session_id = s.id ORDER BY started_at DESC, id LIMIT 1) r ON true
-         JOIN LATERAL (SELECT max(recorded_at) AS last_cell FROM cell_execution WHERE kernel_run_id = r.id) c ON true
+         -- The newest record by seq (an index lookup, not a scan of the run's cells) arrived last.
+         JOIN LATERAL (SELECT recorded_at AS last_cell FROM cell_execution WHERE kernel_run_id = r.id ORDER BY seq DESC LIMIT 1) c ON true
          WHERE c.last_cell < $1 AND r.ended_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM checkpoint k WHERE k.kernel_session_id = s.id AND k.created_at >= c.last_cell)
          ORDER BY c.last_cell`,

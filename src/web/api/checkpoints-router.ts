@@ -106,9 +106,11 @@ function forbiddenUser(user: string): ResumeError {
   });
 }
 
-function summaryView(c: CheckpointSummary) {
+/** A checkpoint as lists (and the on-demand checkpoint's answer) show it. */
+export function summaryView(c: CheckpointSummary) {
   return {
     id: c.id,
+    session_id: c.sessionId,
     user: c.user,
     server: c.server,
     notebook_path: c.notebookPath,

@@ -4,6 +4,7 @@ import { ResumeError, isResumeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { HistoryGraph } from '../../history/history-graph.js';
 import type { CheckpointStore, KernelRun, KernelSession } from '../../store/checkpoint-store.js';
+import { summaryView } from './checkpoints-router.js';
 import { authenticate, type HubIdentities, identityOf, isAdmin, requireServiceAccess } from '../auth/hub-identity.js';
 
 export type SessionsRouterOptions = {
@@ -90,16 +91,7 @@ export function sessionsRouter(options: SessionsRouterOptions): express.Router {
     }
     logger.info({ ...context, checkpointId: outcome.checkpoint.id }, 'checkpoint taken on request');
     const c = outcome.checkpoint;
-    res.status(201).json({
-      id: c.id,
-      session_id: c.sessionId,
-      state: c.state,
-      trigger: c.trigger,
-      created_at: c.createdAt.toISOString(),
-      completed_at: c.completedAt?.toISOString() ?? null,
-      bytes_stored: c.bytesStored,
-      bytes_reused: c.bytesReused,
-    });
+    res.status(201).json(summaryView({ ...c, ...session, id: c.id, createdAt: c.createdAt }));
   });
 
   return router;

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { isResumeError } from '../../../src/errors.js';
 import { FsObjectStore } from '../../../src/store/filesystem/fs-object-store.js';
 import { collect, failingStream } from '../../fixtures/byte-streams.js';
-import { objectStoreContract } from './object-store-contract.js';
+import { objectStoreContract, rejectsWith } from './object-store-contract.js';
 
 objectStoreContract('FsObjectStore', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'resume-objects-'));
@@ -32,15 +32,6 @@ async function filesUnder(dir: string): Promise<string[]> {
     .filter((e) => e.isFile())
     .map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name)))
     .sort();
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, status: number): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(isResumeError(e), `a ResumeError, not ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.equal(e.status, status);
-    return true;
-  });
 }
 
 describe('FsObjectStore in a directory', () => {

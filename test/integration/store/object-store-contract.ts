@@ -35,7 +35,7 @@ function sha256Of(data: Buffer): string {
 }
 
 /** Asserts that `promise` rejects with a ResumeError of this code and HTTP status. */
-async function rejectsWith(promise: Promise<unknown>, code: string, status: number): Promise<void> {
+export async function rejectsWith(promise: Promise<unknown>, code: string, status: number): Promise<void> {
   await assert.rejects(promise, (e: unknown) => {
     assert.ok(isResumeError(e), `a ResumeError, not ${String(e)}`);
     assert.equal(e.code, code);
